@@ -1,0 +1,408 @@
+"""`pgguard install`: create or upgrade pgguard in one database, safely re-runnable.
+
+Two steps, each in transactions of its own:
+
+1. Under ``pg_advisory_xact_lock``, in one transaction: the roles, schema ``pgguard``, its tables
+   (Alembic revisions in ``migrations/``), the server-side code (``sql/``), and the event
+   triggers. From its commit on, every drop is guarded and every new table gets its guard.
+   Skipped entirely when the installed code is already this package's (a re-run is a no-op).
+2. The TRUNCATE guard on every existing table, in batches of their own transactions, so 10,000
+   tables never need 10,000 locks at once; each table waits at most ``lock_timeout`` and a busy
+   one is retried later. A run killed half-way is finished by the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from . import resources
+from ._version import __version__
+from .connect import check_server
+from .errors import InstallError, NewerSchemaInstalled, PgguardError, PrivilegeError
+
+#: pg_advisory_xact_lock key shared by install and uninstall ("pgguard" in ASCII).
+ADVISORY_LOCK_KEY = 0x7067677561726400 >> 8
+EVENT_TRIGGERS = ("pgguard_sql_drop", "pgguard_ddl_end")
+OWNER_ROLE = "pgguard_owner"
+AUDITOR_ROLE = "pgguard_auditor"
+
+#: Roles that may create event triggers on managed platforms, by platform.
+PLATFORM_ROLES = {
+    "rds_superuser": "Amazon RDS / Aurora",
+    "cloudsqlsuperuser": "Google Cloud SQL",
+    "neon_superuser": "Neon",
+    "azure_pg_admin": "Azure Database for PostgreSQL",
+    "supabase_admin": "Supabase",
+}
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class TableProblem:
+    """A table whose guard could not be attached, and why."""
+
+    table: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class InstallReport:
+    """What `install` did."""
+
+    package_version: str
+    previous_version: str | None
+    action: str  # "installed" | "upgraded" | "unchanged"
+    migrations_applied: tuple[str, ...]
+    tables_attached: int
+    tables_healed: int
+    tables_total: int
+    problems: tuple[TableProblem, ...]
+    keys_added: tuple[str, ...]
+    excluded_schemas: tuple[str, ...]
+    seconds: float
+    batches: int = 0
+    retries: int = 0
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def complete(self) -> bool:
+        """Every table that should carry a guard carries one."""
+        return not self.problems
+
+
+def sql_digest() -> str:
+    """SHA-256 over the sql/ files and the package version: what a re-install compares."""
+    h = hashlib.sha256(__version__.encode())
+    for path in resources.sql_files():
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def install(
+    conn: psycopg.Connection[Any],
+    *,
+    exclude_schemas: Sequence[str] | None = None,
+    public_keys: Iterable[Any] = (),
+    batch_size: int = 200,
+    lock_timeout: str = "2s",
+    retries: int = 5,
+    progress: Progress | None = None,
+) -> InstallReport:
+    """Install or upgrade pgguard in the connected database.
+
+    ``exclude_schemas`` replaces the stored list when given (``None`` keeps it).
+    ``public_keys`` are :class:`pgguard.keys.PublicKeyRow` values to register.
+    ``progress(done, total)`` is called as existing tables get their guard.
+    """
+    started = time.monotonic()
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        raise InstallError("install needs a connection that is not inside a transaction")
+    conn.autocommit = True
+    check_server(conn)
+    _check_privileges(conn)
+
+    digest = sql_digest()
+    previous, step1_needed = _installed_state(conn, digest)
+    if exclude_schemas is not None:
+        step1_needed = step1_needed or _stored_excludes(conn) != sorted(set(exclude_schemas))
+    keys = list(public_keys)
+    migrations: tuple[str, ...] = ()
+    if step1_needed or keys:
+        migrations = _step1(conn, digest, exclude_schemas, step1_needed)
+    keys_added = _register_keys(conn, keys) if keys else ()
+    report = _step2(conn, batch_size, lock_timeout, retries, progress)
+    attached, healed, total, problems, batches, retried = report
+
+    with conn.transaction():
+        conn.execute(
+            "UPDATE pgguard.installation SET completed_at = CASE WHEN %s THEN now() END",
+            (not problems,),
+        )
+    excluded = tuple(_stored_excludes(conn))
+    if previous is None:
+        action = "installed"
+    elif step1_needed:
+        action = "upgraded"
+    else:
+        action = "unchanged"
+    return InstallReport(
+        package_version=__version__,
+        previous_version=previous,
+        action=action,
+        migrations_applied=migrations,
+        tables_attached=attached,
+        tables_healed=healed,
+        tables_total=total,
+        problems=tuple(problems),
+        keys_added=keys_added,
+        excluded_schemas=excluded,
+        seconds=time.monotonic() - started,
+        batches=batches,
+        retries=retried,
+    )
+
+
+def _check_privileges(conn: psycopg.Connection[Any]) -> None:
+    row = conn.execute(
+        """
+        SELECT r.rolsuper,
+               ARRAY(SELECT b.rolname::text FROM pg_catalog.pg_roles b
+                      WHERE b.rolname = ANY (%s)
+                        AND pg_catalog.pg_has_role(current_user, b.oid, 'member'))
+          FROM pg_catalog.pg_roles r WHERE r.rolname = current_user
+        """,
+        (list(PLATFORM_ROLES),),
+    ).fetchone()
+    if row is None or row[0] or row[1]:
+        return
+    user = conn.info.user
+    platforms = ", ".join(f"{role} ({name})" for role, name in PLATFORM_ROLES.items())
+    raise PrivilegeError(
+        f'role "{user}" may not create event triggers, which pgguard install needs: connect as '
+        f"a superuser, or on a managed platform as a member of its privileged role: {platforms}; "
+        "on Supabase use the postgres role",
+        hint="run pgguard doctor to see what this role can do",
+    )
+
+
+def _installed_state(conn: psycopg.Connection[Any], digest: str) -> tuple[str | None, bool]:
+    """(installed package version or None, whether step 1 must run)."""
+    row = conn.execute(
+        """
+        SELECT to_regclass('pgguard.installation') IS NOT NULL,
+               (SELECT count(*) FROM pg_catalog.pg_event_trigger
+                 WHERE evtname = ANY (%s) AND evtenabled = 'A')
+        """,
+        (list(EVENT_TRIGGERS),),
+    ).fetchone()
+    assert row is not None
+    if not row[0]:
+        return None, True
+    inst = conn.execute(
+        "SELECT package_version, sql_sha256 FROM pgguard.installation"
+    ).fetchone()
+    if inst is None:
+        return None, True
+    _refuse_newer(conn)
+    return inst[0], inst[1] != digest or row[1] != len(EVENT_TRIGGERS)
+
+
+def _known_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory(str(resources.migrations_dir()))
+    return {rev.revision for rev in script.walk_revisions()}
+
+
+def _refuse_newer(conn: psycopg.Connection[Any]) -> None:
+    if conn.execute("SELECT to_regclass('pgguard.alembic_version')").fetchone() == (None,):
+        return
+    installed = {r[0] for r in conn.execute("SELECT version_num FROM pgguard.alembic_version")}
+    unknown = installed - _known_revisions()
+    if unknown:
+        raise NewerSchemaInstalled(
+            f"this database holds pgguard schema revision {', '.join(sorted(unknown))}, newer "
+            f"than pgguard {__version__} knows; upgrade the pgguard package and run it again",
+        )
+
+
+def _stored_excludes(conn: psycopg.Connection[Any]) -> list[str]:
+    if conn.execute("SELECT to_regclass('pgguard.settings')").fetchone() == (None,):
+        return []
+    row = conn.execute(
+        "SELECT value FROM pgguard.settings WHERE name = 'exclude_schemas'"
+    ).fetchone()
+    return sorted(row[0]) if row else []
+
+
+def _step1(
+    conn: psycopg.Connection[Any],
+    digest: str,
+    exclude_schemas: Sequence[str] | None,
+    run_sql: bool,
+) -> tuple[str, ...]:
+    """Roles, schema, tables, code and event triggers, in one transaction."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import StaticPool
+
+    # Alembic needs a SQLAlchemy connection; wrap ours so the migration runs in this very
+    # transaction, under the advisory lock.
+    conn.autocommit = False
+    engine = create_engine(
+        "postgresql+psycopg://", creator=lambda: conn, poolclass=StaticPool,
+        pool_reset_on_return=None,
+    )
+    try:
+        with engine.connect() as sa_conn, sa_conn.begin():
+            raw: psycopg.Connection[Any] = sa_conn.connection.driver_connection  # type: ignore[assignment]
+            raw.execute("SELECT pg_catalog.pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
+            _refuse_newer(raw)
+            before = _alembic_revisions(raw)
+            _create_roles(raw)
+            raw.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS pgguard AUTHORIZATION {}").format(
+                    sql.Identifier(OWNER_ROLE)
+                )
+            )
+            # Our own DDL on schema pgguard would be refused as `uninstall`: the event triggers
+            # go first and come back at the end of this same transaction (sql/990).
+            for name in EVENT_TRIGGERS:
+                raw.execute(sql.SQL("DROP EVENT TRIGGER IF EXISTS {}").format(sql.Identifier(name)))
+            cfg = Config()
+            cfg.set_main_option("script_location", str(resources.migrations_dir()))
+            cfg.attributes["connection"] = sa_conn
+            command.upgrade(cfg, "head")
+            after = _alembic_revisions(raw)
+            if exclude_schemas is not None:
+                raw.execute(
+                    """
+                    INSERT INTO pgguard.settings (name, value)
+                    VALUES ('exclude_schemas', to_jsonb(%s::text[]))
+                    ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value
+                    """,
+                    (sorted(set(exclude_schemas)),),
+                )
+            for path in resources.sql_files():
+                try:
+                    raw.execute(path.read_text())  # type: ignore[arg-type]
+                except psycopg.Error as e:
+                    raise InstallError(f"applying {path.name} failed: {e}".strip()) from e
+            _drop_guards_in_excluded(raw)
+            raw.execute(
+                """
+                INSERT INTO pgguard.installation (package_version, sql_sha256)
+                VALUES (%(v)s, %(d)s)
+                ON CONFLICT (singleton) DO UPDATE
+                   SET package_version = %(v)s, sql_sha256 = %(d)s, upgraded_at = now(),
+                       completed_at = NULL
+                """,
+                {"v": __version__, "d": digest},
+            )
+    except psycopg.errors.InsufficientPrivilege as e:
+        raise PrivilegeError(
+            f"pgguard install lacks a privilege: {e.diag.message_primary}",
+            hint="connect as a superuser or the platform's privileged role (see pgguard doctor)",
+        ) from e
+    except PgguardError:
+        raise
+    except psycopg.Error as e:
+        raise InstallError(f"pgguard install failed and changed nothing: {e}".strip()) from e
+    finally:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.rollback()
+        conn.autocommit = True
+    return tuple(r for r in after if r not in before) if run_sql else ()
+
+
+def _alembic_revisions(conn: psycopg.Connection[Any]) -> list[str]:
+    if conn.execute("SELECT to_regclass('pgguard.alembic_version')").fetchone() == (None,):
+        return []
+    return [r[0] for r in conn.execute("SELECT version_num FROM pgguard.alembic_version")]
+
+
+def _create_roles(conn: psycopg.Connection[Any]) -> None:
+    for role in (OWNER_ROLE, AUDITOR_ROLE):
+        exists = conn.execute(
+            "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", (role,)
+        ).fetchone()
+        stmt = "ALTER ROLE {} NOLOGIN" if exists else "CREATE ROLE {} NOLOGIN"
+        conn.execute(sql.SQL(stmt).format(sql.Identifier(role)))
+    # A non-superuser installer (a platform's privileged role) must be a member of the
+    # protected role to hand it ownership; a superuser needs no membership.
+    is_super = conn.execute(
+        "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user"
+    ).fetchone()
+    if is_super and not is_super[0]:
+        conn.execute(
+            sql.SQL("GRANT {} TO {}").format(
+                sql.Identifier(OWNER_ROLE), sql.Identifier(conn.info.user)
+            )
+        )
+
+
+def _drop_guards_in_excluded(conn: psycopg.Connection[Any]) -> None:
+    rows = conn.execute(
+        """
+        SELECT t.tgrelid::regclass::text FROM pg_catalog.pg_trigger t
+          JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         WHERE t.tgname = 'pgguard_truncate_guard' AND n.nspname = ANY (pgguard.excluded_schemas())
+        """
+    ).fetchall()
+    for (table,) in rows:
+        conn.execute(f"DROP TRIGGER pgguard_truncate_guard ON {table}")  # type: ignore[arg-type]
+
+
+def _register_keys(conn: psycopg.Connection[Any], keys: list[Any]) -> tuple[str, ...]:
+    from .keystore import add_keys
+
+    return add_keys(conn, keys)
+
+
+def _step2(
+    conn: psycopg.Connection[Any],
+    batch_size: int,
+    lock_timeout: str,
+    retries: int,
+    progress: Progress | None,
+) -> tuple[int, int, int, list[TableProblem], int, int]:
+    """Attach the TRUNCATE guard to every table lacking a good one, batch by batch."""
+    pending = [
+        (r[0], r[1])
+        for r in conn.execute(
+            "SELECT relid, format('%%I.%%I', schema_name, table_name) FROM pgguard.table_guards()"
+            " WHERE state <> 'ok' ORDER BY relid"
+        )
+    ]
+    total = len(pending)
+    names = dict(pending)
+    attached = healed = done = batches = retried = 0
+    problems: dict[int, TableProblem] = {}
+    if progress:
+        progress(0, total)
+    todo = [oid for oid, _ in pending]
+    for attempt in range(retries + 1):
+        locked: list[int] = []
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            batches += 1
+            with conn.transaction():
+                conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(lock_timeout)))
+                rows = conn.execute(
+                    "SELECT relid, outcome FROM pgguard.attach_guards(%s::oid[])", (batch,)
+                ).fetchall()
+            for relid, outcome in rows:
+                if outcome == "locked":
+                    locked.append(relid)
+                    continue
+                problems.pop(relid, None)
+                done += 1
+                if outcome == "attached":
+                    attached += 1
+                elif outcome == "healed":
+                    healed += 1
+                elif outcome.startswith("error"):
+                    problems[relid] = TableProblem(names[relid], outcome[len("error: ") :])
+            if progress:
+                progress(done, total)
+        if not locked:
+            break
+        for relid in locked:
+            problems[relid] = TableProblem(
+                names[relid], f"could not lock it within lock_timeout={lock_timeout}"
+            )
+        if attempt < retries:
+            retried += 1
+            time.sleep(min(0.25 * 2**attempt, 4.0))
+        todo = locked
+    return attached, healed, total, list(problems.values()), batches, retried

@@ -1,0 +1,74 @@
+-- Small helpers used by every guard: the current top-level transaction id, excluded schemas,
+-- shell quoting for HINT lines, and pgguard's glob matching of object names.
+-- Called by the event-trigger and TRUNCATE-trigger functions; all are read-only and safe for
+-- any role to call.
+
+CREATE OR REPLACE FUNCTION pgguard.current_xid() RETURNS bigint
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$ SELECT pg_catalog.pg_current_xact_id()::text::bigint $$;
+
+CREATE OR REPLACE FUNCTION pgguard.excluded_schemas() RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+    SELECT COALESCE(
+        (SELECT ARRAY(SELECT pg_catalog.jsonb_array_elements_text(s.value))
+           FROM pgguard.settings s WHERE s.name = 'exclude_schemas'),
+        '{}'::text[])
+$$;
+
+-- Quote a word for a POSIX shell only when it needs it, so HINT lines stay readable.
+CREATE OR REPLACE FUNCTION pgguard.shell_quote(word text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+    SELECT CASE WHEN word ~ '^[A-Za-z0-9_.,/:=@+-]+$' THEN word
+                ELSE '''' || pg_catalog.replace(word, '''', '''"''"''') || '''' END
+$$;
+
+-- One glob segment: '*' is any run of characters, '?' exactly one; all else is literal.
+CREATE OR REPLACE FUNCTION pgguard.glob_segment_matches(pattern text, word text) RETURNS boolean
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+    SELECT word LIKE pg_catalog.replace(pg_catalog.replace(
+               pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(pattern,
+                   '\', '\\'), '%', '\%'), '_', '\_'), '*', '%'), '?', '_') ESCAPE '\'
+$$;
+
+-- Does a token's object pattern cover an object ("schema.table" or "schema.table.column")?
+-- Semantics (mirrored by pgguard.token.object_matches): '*' alone covers everything; a
+-- two-segment pattern covers matching tables and all their columns; a three-segment pattern
+-- covers matching columns only; a one-segment pattern covers only the object of that exact name.
+CREATE OR REPLACE FUNCTION pgguard.object_matches(pattern text, obj text[]) RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+DECLARE
+    p text[] := pg_catalog.string_to_array(pattern, '.');
+    np int := pg_catalog.cardinality(p);
+    no int := pg_catalog.cardinality(obj);
+BEGIN
+    IF pattern = '*' THEN
+        RETURN true;
+    ELSIF np = 1 THEN
+        RETURN no = 1 AND obj[1] = pattern;
+    ELSIF np = 2 THEN
+        RETURN no IN (2, 3)
+           AND pgguard.glob_segment_matches(p[1], obj[1])
+           AND pgguard.glob_segment_matches(p[2], obj[2]);
+    ELSIF np = 3 THEN
+        RETURN no = 3
+           AND pgguard.glob_segment_matches(p[1], obj[1])
+           AND pgguard.glob_segment_matches(p[2], obj[2])
+           AND pgguard.glob_segment_matches(p[3], obj[3]);
+    END IF;
+    RETURN false;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pgguard.object_name(obj text[]) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$ SELECT pg_catalog.array_to_string(obj, '.') $$;

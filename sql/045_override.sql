@@ -1,0 +1,109 @@
+-- Refusing and approving: pgguard.refuse() raises the PGG01 error every guard uses, after
+-- writing the refusal where it survives the rollback (the server log); pgguard.check_override()
+-- lets a statement through only when the session's token covers it, spending `once` tokens and
+-- recording the override in pgguard.audit. SECURITY DEFINER: both write pgguard's tables.
+
+CREATE OR REPLACE FUNCTION pgguard.refuse(
+    op text, objs text[], detail text, hint text, command_tag text,
+    message text DEFAULT NULL, reason text DEFAULT NULL, token_claims jsonb DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+DECLARE
+    first_obj text[] := pg_catalog.string_to_array(objs[1], '.');
+    n int := pg_catalog.cardinality(objs);
+    msg text;
+BEGIN
+    msg := COALESCE(message, 'pgguard: refusing to ' || CASE op
+        WHEN 'drop_table' THEN 'drop table'
+        WHEN 'drop_column' THEN 'drop column'
+        WHEN 'truncate' THEN 'truncate table'
+        ELSE 'change pgguard object' END || pg_catalog.format(' "%s"', objs[1]))
+        || CASE WHEN n > 1 THEN pg_catalog.format(' and %s more', n - 1) ELSE '' END;
+    -- The refused transaction rolls back, and pgguard.audit with it: the server log is where
+    -- a refusal survives. `pgguard audit` reads these lines back (stable prefix, one JSON each).
+    RAISE LOG 'pgguard-refusal: %', pg_catalog.jsonb_build_object(
+        'at', pg_catalog.clock_timestamp(), 'db', pg_catalog.current_database(),
+        'op', op, 'objects', pg_catalog.to_jsonb(objs), 'command_tag', command_tag,
+        'session_user', session_user::text,
+        'application_name', pg_catalog.current_setting('application_name', true),
+        'client_addr', pg_catalog.inet_client_addr(), 'reason', reason, 'detail', detail,
+        'jti', token_claims ->> 'jti', 'sub', token_claims ->> 'sub');
+    RAISE EXCEPTION USING
+        ERRCODE = 'PGG01',
+        MESSAGE = msg,
+        DETAIL = detail,
+        HINT = hint,
+        CONSTRAINT = 'op=' || op,
+        SCHEMA = COALESCE(first_obj[1], ''),
+        TABLE = COALESCE(first_obj[2], ''),
+        COLUMN = COALESCE(first_obj[3], '');
+END
+$$;
+
+-- Let `objs` through for `op` only if the session's token covers each of them (an object is
+-- also covered when the token covers one of `covering`: the partitioned parent dropped with it).
+CREATE OR REPLACE FUNCTION pgguard.check_override(
+    op text, objs text[], command_tag text, hint text DEFAULT NULL,
+    covering text[] DEFAULT '{}', message text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+DECLARE
+    t record;
+    o text;
+    spent record;
+    xid bigint;
+BEGIN
+    IF objs IS NULL OR pg_catalog.cardinality(objs) = 0 THEN
+        RETURN;
+    END IF;
+    hint := COALESCE(hint, pgguard.allow_hint(ARRAY[op], objs));
+    t := pgguard.presented_token();
+    IF t.claims IS NULL THEN
+        PERFORM pgguard.refuse(op, objs, t.failure, hint, command_tag, message, t.reason);
+    END IF;
+    IF NOT (t.claims -> 'ops') ? op THEN
+        PERFORM pgguard.refuse(op, objs, pg_catalog.format(
+            'the override token does not cover op %s (it covers: %s)', op,
+            (SELECT pg_catalog.string_agg(x, ', ')
+               FROM pg_catalog.jsonb_array_elements_text(t.claims -> 'ops') x)),
+            hint, command_tag, message, 'wrong_scope', t.claims);
+    END IF;
+    FOREACH o IN ARRAY objs LOOP
+        IF NOT pgguard.claims_cover(t.claims, op, o)
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(covering) c
+                            WHERE pgguard.claims_cover(t.claims, op, c)) THEN
+            PERFORM pgguard.refuse(op, ARRAY[o] || pg_catalog.array_remove(objs, o),
+                pg_catalog.format('the override token does not cover "%s" (it covers: %s)', o,
+                    (SELECT pg_catalog.string_agg(x, ', ')
+                       FROM pg_catalog.jsonb_array_elements_text(t.claims -> 'obj') x)),
+                hint, command_tag, message, 'wrong_scope', t.claims);
+        END IF;
+    END LOOP;
+
+    xid := pgguard.current_xid();
+    IF (t.claims ->> 'once')::boolean THEN
+        -- A rolled-back use leaves the token unspent: the row goes with the transaction. A
+        -- concurrent use waits on the primary key and then sees the other transaction's row.
+        INSERT INTO pgguard.spent_tokens (jti, kid, xid, exp)
+        VALUES (t.claims ->> 'jti', t.token_kid, xid,
+                pg_catalog.to_timestamp((t.claims ->> 'exp')::double precision))
+        ON CONFLICT (jti) DO NOTHING;
+        SELECT s.xid, s.used_at INTO spent FROM pgguard.spent_tokens s
+         WHERE s.jti = t.claims ->> 'jti';
+        IF spent.xid <> xid THEN
+            PERFORM pgguard.refuse(op, objs, pg_catalog.format(
+                'token %s was already used at %s', t.claims ->> 'jti', spent.used_at),
+                hint, command_tag, message, 'already_used', t.claims);
+        END IF;
+    END IF;
+
+    INSERT INTO pgguard.audit (kind, op, object, command_tag, xid, jti, kid, sub, why)
+    SELECT 'override', op, x, command_tag, xid, t.claims ->> 'jti', t.token_kid,
+           t.claims ->> 'sub', t.claims ->> 'why'
+      FROM pg_catalog.unnest(objs) x;
+END
+$$;

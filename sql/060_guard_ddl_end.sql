@@ -1,0 +1,153 @@
+-- The ddl_command_end guard: gives every new table (and every partition or child attached
+-- later) its TRUNCATE guard, notes tables created in this transaction, and refuses disabling,
+-- downgrading, renaming or replacing a guard, or changing pgguard's own objects.
+-- Fired by event trigger pgguard_ddl_end (ENABLE ALWAYS). SECURITY INVOKER on purpose: the
+-- guard is attached as the table's owner, who just ran the DDL; bookkeeping goes through
+-- SECURITY DEFINER helpers that trust only the server's own event-trigger state.
+
+-- Record the tables this command created, for the "created earlier in this transaction"
+-- exemption. It reads pg_event_trigger_ddl_commands() itself, which raises outside an event
+-- trigger, so a session cannot call it to mark an old table as new.
+CREATE OR REPLACE FUNCTION pgguard.note_created_tables() RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+DECLARE
+    v_xid bigint := pgguard.current_xid();
+BEGIN
+    INSERT INTO pgguard.created_tables (xid, relid)
+    SELECT DISTINCT v_xid, d.objid
+      FROM pg_catalog.pg_event_trigger_ddl_commands() d
+     WHERE d.object_type = 'table'
+       AND d.command_tag IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'CREATE SCHEMA',
+                             'CREATE EXTENSION')
+    ON CONFLICT DO NOTHING;
+    -- forget finished transactions; skip rows another session is cleaning right now
+    DELETE FROM pgguard.created_tables c
+     WHERE c.ctid IN (
+        SELECT c2.ctid FROM pgguard.created_tables c2
+         WHERE c2.xid < pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint
+         LIMIT 1000 FOR UPDATE SKIP LOCKED);
+END
+$$;
+
+-- Make sure one table carries a correct, ENABLE ALWAYS guard; attach it when missing.
+-- Returns 'attached', 'healed', 'ok' or 'skipped'; raises PGG01 (op uninstall) when the guard
+-- was tampered with. `tag` is the command that led here: only a plain CREATE TRIGGER may leave
+-- the guard in ORIGIN mode (and is healed); any other command that did so is refused.
+CREATE OR REPLACE FUNCTION pgguard.ensure_guard(rel oid, tag text) RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+DECLARE
+    c record;
+    g record;
+    obj text;
+BEGIN
+    SELECT cl.relkind, cl.relpersistence, n.nspname, cl.relname INTO c
+      FROM pg_catalog.pg_class cl JOIN pg_catalog.pg_namespace n ON n.oid = cl.relnamespace
+     WHERE cl.oid = rel;
+    IF NOT FOUND OR c.relkind NOT IN ('r', 'p') OR c.relpersistence = 't'
+       OR c.nspname IN ('pgguard', 'pg_catalog', 'information_schema')
+       OR c.nspname LIKE 'pg\_toast%' THEN
+        RETURN 'skipped';
+    END IF;
+    obj := c.nspname || '.' || c.relname;
+    SELECT t.oid, t.tgenabled, t.tgfoid, t.tgtype, t.tgqual INTO g
+      FROM pg_catalog.pg_trigger t
+     WHERE t.tgrelid = rel AND t.tgname = 'pgguard_truncate_guard';
+
+    IF c.nspname = ANY (pgguard.excluded_schemas()) THEN
+        -- guards exist only outside excluded schemas: one here means a protected table was
+        -- moved in (ALTER TABLE ... SET SCHEMA), which would switch its protection off
+        IF FOUND THEN
+            PERFORM pgguard.check_override('uninstall', ARRAY[obj], tag, NULL, '{}',
+                pg_catalog.format(
+                    'pgguard: refusing to move protected table "%s" into excluded schema "%s"',
+                    obj, c.nspname));
+        END IF;
+        RETURN 'skipped';
+    END IF;
+
+    IF NOT FOUND THEN
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                    WHERE t.tgrelid = rel
+                      AND t.tgfoid = 'pgguard.truncate_guard()'::pg_catalog.regprocedure) THEN
+            PERFORM pgguard.check_override('uninstall', ARRAY[obj], tag, NULL, '{}',
+                pg_catalog.format('pgguard: refusing to rename the TRUNCATE guard of "%s"', obj));
+            RETURN 'ok';
+        END IF;
+        EXECUTE pg_catalog.format(
+            'CREATE TRIGGER pgguard_truncate_guard BEFORE TRUNCATE ON %s '
+            'FOR EACH STATEMENT EXECUTE FUNCTION pgguard.truncate_guard()', rel::regclass);
+        -- the nested ddl_command_end for CREATE TRIGGER may already have healed it
+        IF (SELECT t.tgenabled FROM pg_catalog.pg_trigger t
+             WHERE t.tgrelid = rel AND t.tgname = 'pgguard_truncate_guard') <> 'A' THEN
+            EXECUTE pg_catalog.format(
+                'ALTER TABLE %s ENABLE ALWAYS TRIGGER pgguard_truncate_guard', rel::regclass);
+        END IF;
+        RETURN 'attached';
+    END IF;
+
+    IF g.tgfoid <> 'pgguard.truncate_guard()'::pg_catalog.regprocedure
+       OR g.tgtype <> 34          -- BEFORE | TRUNCATE, FOR EACH STATEMENT
+       OR g.tgqual IS NOT NULL THEN
+        PERFORM pgguard.check_override('uninstall', ARRAY[obj], tag, NULL, '{}',
+            pg_catalog.format('pgguard: refusing to replace the TRUNCATE guard of "%s"', obj));
+        RETURN 'ok';
+    END IF;
+    IF g.tgenabled <> 'A' THEN
+        IF tag = 'CREATE TRIGGER' THEN
+            EXECUTE pg_catalog.format(
+                'ALTER TABLE %s ENABLE ALWAYS TRIGGER pgguard_truncate_guard', rel::regclass);
+            RETURN 'healed';
+        END IF;
+        PERFORM pgguard.check_override('uninstall', ARRAY[obj], tag, NULL, '{}',
+            pg_catalog.format('pgguard: refusing to disable the TRUNCATE guard of "%s"', obj));
+    END IF;
+    RETURN 'ok';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pgguard.on_ddl_end() RETURNS event_trigger
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+DECLARE
+    r record;
+    rels oid[] := '{}';
+    rel oid;
+BEGIN
+    IF TG_TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'CREATE SCHEMA',
+                  'CREATE EXTENSION') THEN
+        PERFORM pgguard.note_created_tables();
+    END IF;
+    FOR r IN SELECT d.objid, d.object_type, d.schema_name, d.object_identity, d.command_tag
+               FROM pg_catalog.pg_event_trigger_ddl_commands() d LOOP
+        IF r.schema_name = 'pgguard'
+           OR (r.object_type = 'schema' AND r.object_identity = 'pgguard') THEN
+            PERFORM pgguard.check_override('uninstall', ARRAY['pgguard'], r.command_tag, NULL,
+                '{}', pg_catalog.format('pgguard: refusing to change pgguard''s own object %s',
+                                        r.object_identity));
+        ELSIF r.object_type = 'table' THEN
+            rels := rels || r.objid;
+        ELSIF r.object_type = 'trigger' THEN
+            rels := rels || (SELECT t.tgrelid FROM pg_catalog.pg_trigger t WHERE t.oid = r.objid);
+        END IF;
+    END LOOP;
+    IF pg_catalog.cardinality(rels) = 0 THEN
+        RETURN;
+    END IF;
+    -- ATTACH PARTITION and INHERIT report only the parent: look at the whole tree below it
+    FOR rel IN
+        WITH RECURSIVE tree(relid) AS (
+            SELECT pg_catalog.unnest(rels)
+            UNION
+            SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent = tree.relid
+        )
+        SELECT DISTINCT relid FROM tree WHERE relid IS NOT NULL
+    LOOP
+        PERFORM pgguard.ensure_guard(rel, TG_TAG);
+    END LOOP;
+END
+$$;

@@ -1,0 +1,65 @@
+-- Which tables pgguard protects, and how well: read by `pgguard status` and by the install's
+-- batch attach step. Read-only catalog queries; any role may call them.
+
+-- Every table that should carry a guard, with the state of the guard it has.
+-- state: 'ok' | 'missing' | 'disabled' (tgenabled D) | 'not_always' (O or R) | 'replaced'
+CREATE OR REPLACE FUNCTION pgguard.table_guards()
+RETURNS TABLE (relid oid, schema_name text, table_name text, relkind "char", state text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+    SELECT c.oid, n.nspname::text, c.relname::text, c.relkind,
+           CASE WHEN t.oid IS NULL THEN 'missing'
+                WHEN t.tgfoid <> 'pgguard.truncate_guard()'::pg_catalog.regprocedure
+                  OR t.tgtype <> 34 OR t.tgqual IS NOT NULL THEN 'replaced'
+                WHEN t.tgenabled = 'D' THEN 'disabled'
+                WHEN t.tgenabled <> 'A' THEN 'not_always'
+                ELSE 'ok' END
+      FROM pg_catalog.pg_class c
+      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      LEFT JOIN pg_catalog.pg_trigger t
+             ON t.tgrelid = c.oid AND t.tgname = 'pgguard_truncate_guard'
+     WHERE c.relkind IN ('r', 'p')
+       AND c.relpersistence <> 't'
+       AND n.nspname NOT IN ('pgguard', 'pg_catalog', 'information_schema')
+       AND n.nspname NOT LIKE 'pg\_toast%'
+       AND n.nspname NOT LIKE 'pg\_temp%'
+       AND NOT (n.nspname = ANY (pgguard.excluded_schemas()))
+$$;
+
+-- Attach or heal the guards of a batch of tables (install step 2). A table whose lock cannot
+-- be had within lock_timeout is reported 'locked' and left for a retry, so one busy table does
+-- not stall the install; anything else is reported with its error and left alone.
+CREATE OR REPLACE FUNCTION pgguard.attach_guards(rels oid[])
+RETURNS TABLE (relid oid, outcome text)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+DECLARE
+    rel oid;
+BEGIN
+    FOREACH rel IN ARRAY rels LOOP
+        relid := rel;
+        BEGIN
+            IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                        WHERE t.tgrelid = rel AND t.tgname = 'pgguard_truncate_guard'
+                          AND t.tgfoid = 'pgguard.truncate_guard()'::pg_catalog.regprocedure
+                          AND t.tgenabled <> 'A') THEN
+                EXECUTE pg_catalog.format(
+                    'ALTER TABLE %s ENABLE ALWAYS TRIGGER pgguard_truncate_guard', rel::regclass);
+                outcome := 'healed';
+            ELSE
+                outcome := pgguard.ensure_guard(rel, 'CREATE TRIGGER');
+            END IF;
+        EXCEPTION
+            WHEN lock_not_available THEN
+                outcome := 'locked';
+            WHEN undefined_table THEN
+                outcome := 'gone';
+            WHEN OTHERS THEN
+                outcome := 'error: ' || SQLERRM;
+        END;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;

@@ -1,0 +1,33 @@
+-- Ownership and privileges of everything in schema pgguard, re-applied on every install.
+-- Owner: the protected role pgguard_owner (NOLOGIN). Nothing is writable except through
+-- pgguard's own SECURITY DEFINER functions; nothing here is secret (keys are public halves).
+
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT p.oid::regprocedure AS f FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace = 'pgguard'::regnamespace LOOP
+        EXECUTE pg_catalog.format('ALTER FUNCTION %s OWNER TO pgguard_owner', r.f);
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', r.f);
+    END LOOP;
+    FOR r IN SELECT c.oid::regclass AS t, c.relkind FROM pg_catalog.pg_class c
+              WHERE c.relnamespace = 'pgguard'::regnamespace AND c.relkind = 'r' LOOP
+        EXECUTE pg_catalog.format('ALTER TABLE %s OWNER TO pgguard_owner', r.t);
+        EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM PUBLIC', r.t);
+    END LOOP;
+END
+$$;
+
+ALTER SCHEMA pgguard OWNER TO pgguard_owner;
+REVOKE ALL ON SCHEMA pgguard FROM PUBLIC;
+GRANT USAGE ON SCHEMA pgguard TO PUBLIC;
+
+-- readable by anyone: what status and the guards need; nothing secret
+GRANT SELECT ON pgguard.installation, pgguard.settings, pgguard.keys TO PUBLIC;
+GRANT SELECT ON pgguard.alembic_version TO PUBLIC;
+GRANT SELECT ON pgguard.audit, pgguard.spent_tokens TO pgguard_auditor;
+
+-- Callable by any role. The invoker-rights ones (guards run as the table owner) can only attach
+-- or check guards; the definer-rights ones verify before they write and cannot be steered.
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA pgguard TO PUBLIC;
