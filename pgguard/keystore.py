@@ -61,7 +61,7 @@ def add_keys(
                     ON CONFLICT (kid) DO NOTHING
                     RETURNING kid
                     """,
-                    (key.kid, str(key.n), key.e, key.k, key.bits, key.public_pem, comment),
+                    (key.kid, str(key.n), key.e, key.k, key.bits, key.pem, comment),
                 ).fetchone()
                 if row:
                     added.append(row[0])

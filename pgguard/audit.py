@@ -1,0 +1,171 @@
+"""`pgguard audit`: who overrode what, when, with which token; and what was refused.
+
+Overrides are rows of ``pgguard.audit``, written in the transaction that used the token.
+Refusals roll back with their transaction, so the server writes each one to its log instead,
+as one line ``pgguard-refusal: {json}``; this module reads those lines back from the current
+server log file (through ``pg_read_file``, which needs superuser or ``pg_read_server_files``)
+or from a log file given by path, and says which sources it could read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from .errors import NotInstalled, PrivilegeError
+
+REFUSAL_PREFIX = "pgguard-refusal: "
+_REFUSAL_LINE = re.compile(re.escape(REFUSAL_PREFIX) + r"(\{.*\})\s*$")
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One override (``kind='override'``) or refusal (``kind='refusal'``)."""
+
+    at: dt.datetime
+    kind: str
+    op: str
+    object: str
+    command_tag: str | None
+    session_user: str | None
+    application_name: str | None
+    client_addr: str | None
+    jti: str | None
+    sub: str | None
+    why: str | None
+    detail: str | None
+    source: str  # "pgguard.audit" | "server log"
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict (``at`` in ISO 8601)."""
+        data = asdict(self)
+        data["at"] = self.at.isoformat()
+        return data
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """Entries, oldest first, and what each source said."""
+
+    entries: tuple[AuditEntry, ...]
+    sources: dict[str, str]  # source name -> "read" or why it could not be read
+
+
+def read_audit(
+    conn: psycopg.Connection[Any], *, since: dt.timedelta, log_file: Path | None = None
+) -> AuditReport:
+    """Overrides from ``pgguard.audit`` and refusals from the server log, since ``since`` ago."""
+    if conn.execute("SELECT to_regclass('pgguard.audit')").fetchone() == (None,):
+        raise NotInstalled("pgguard is not installed in this database")
+    sources: dict[str, str] = {}
+    entries: list[AuditEntry] = []
+    try:
+        rows = conn.execute(
+            """
+            SELECT at, kind, op, object, command_tag, session_user_name, application_name,
+                   host(client_addr), jti, sub, why, detail
+              FROM pgguard.audit WHERE at > now() - %s ORDER BY at, id
+            """,
+            (since,),
+        ).fetchall()
+    except psycopg.errors.InsufficientPrivilege as e:
+        if not conn.autocommit:
+            conn.rollback()
+        raise PrivilegeError(
+            f'role "{conn.info.user}" may not read the audit trail',
+            hint="grant it membership: GRANT pgguard_auditor TO <role>",
+        ) from e
+    entries.extend(AuditEntry(*r, source="pgguard.audit") for r in rows)
+    sources["pgguard.audit"] = "read"
+
+    db = conn.info.dbname
+    cutoff = dt.datetime.now(dt.timezone.utc) - since
+    if log_file is not None:
+        try:
+            text = log_file.read_text(errors="replace")
+        except OSError as e:
+            sources["server log"] = f"could not read {log_file}: {e.strerror}"
+        else:
+            entries.extend(parse_refusals(text.splitlines(), db=db, since=cutoff))
+            sources["server log"] = f"read {log_file}"
+    else:
+        text_or_reason = _server_log(conn)
+        if isinstance(text_or_reason, tuple):
+            path, text = text_or_reason
+            entries.extend(parse_refusals(text.splitlines(), db=db, since=cutoff))
+            sources["server log"] = f"read {path}"
+        else:
+            sources["server log"] = text_or_reason
+    entries.sort(key=lambda e: e.at)
+    return AuditReport(tuple(entries), sources)
+
+
+def _server_log(conn: psycopg.Connection[Any]) -> tuple[str, str] | str:
+    """(path, text) of the current server log, or why it cannot be read."""
+    try:
+        row = conn.execute("SELECT pg_catalog.pg_current_logfile()").fetchone()
+        path = row[0] if row else None
+        if not path:
+            return (
+                "refusals not read: the server has no log file of its own (logging_collector is"
+                " off); pass --log-file with the file its stderr goes to"
+            )
+        text_row = conn.execute("SELECT pg_catalog.pg_read_file(%s)", (path,)).fetchone()
+    except psycopg.errors.InsufficientPrivilege:
+        if not conn.autocommit:
+            conn.rollback()
+        return (
+            "refusals not read: reading the server log needs superuser or pg_read_server_files;"
+            " on managed platforms, search the provider's log viewer for 'pgguard-refusal:'"
+        )
+    except psycopg.Error as e:
+        if not conn.autocommit:
+            conn.rollback()
+        return f"refusals not read: {e.diag.message_primary or e}"
+    return path, (text_row[0] if text_row else "")
+
+
+def parse_refusals(
+    lines: Iterable[str], *, db: str | None = None, since: dt.datetime | None = None
+) -> list[AuditEntry]:
+    """The refusals recorded in server log lines (other lines are ignored)."""
+    out: list[AuditEntry] = []
+    for line in lines:
+        m = _REFUSAL_LINE.search(line)
+        if not m:
+            continue
+        try:
+            rec = json.loads(m.group(1))
+            at = dt.datetime.fromisoformat(rec["at"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        if db is not None and rec.get("db") != db:
+            continue
+        if since is not None and at < since:
+            continue
+        objects = rec.get("objects") or []
+        out.append(
+            AuditEntry(
+                at=at,
+                kind="refusal",
+                op=str(rec.get("op")),
+                object=", ".join(objects),
+                command_tag=rec.get("command_tag"),
+                session_user=rec.get("session_user"),
+                application_name=rec.get("application_name"),
+                client_addr=rec.get("client_addr"),
+                jti=rec.get("jti"),
+                sub=rec.get("sub"),
+                why=None,
+                detail=rec.get("detail"),
+                source="server log",
+            )
+        )
+    return out

@@ -1,0 +1,195 @@
+"""`pgguard status`: is the guard whole? The deploy health check.
+
+Healthy means: both event triggers present and ``ENABLE ALWAYS``, every table outside the
+excluded schemas carrying an enabled-``ALWAYS`` TRUNCATE guard, and the last install finished.
+Anything else is degraded, with each problem named. Any role that can connect may run it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import psycopg
+
+from ._version import __version__
+from .connect import check_server
+from .errors import NotInstalled
+from .install import EVENT_TRIGGERS
+
+#: How many unprotected tables `Status` lists by name (the count is always exact).
+LIST_LIMIT = 100
+
+_ENABLED_WORDS = {"A": "always", "O": "origin", "R": "replica", "D": "disabled"}
+
+
+@dataclass(frozen=True)
+class EventTriggerState:
+    """One of pgguard's event triggers as the catalog has it."""
+
+    name: str
+    present: bool
+    enabled: str | None  # "always" | "origin" | "replica" | "disabled" | None when missing
+
+    @property
+    def ok(self) -> bool:
+        """Present and firing in every replication mode."""
+        return self.present and self.enabled == "always"
+
+
+@dataclass(frozen=True)
+class TableState:
+    """A table that should carry a TRUNCATE guard and does not carry a good one."""
+
+    table: str
+    state: str  # "missing" | "disabled" | "not_always" | "replaced"
+
+
+@dataclass(frozen=True)
+class Status:
+    """Health of pgguard in one database."""
+
+    database: str
+    server_version: str
+    installed_version: str
+    package_version: str
+    installed_at: dt.datetime
+    install_complete: bool
+    event_triggers: tuple[EventTriggerState, ...]
+    tables_protected: int
+    tables_unprotected_count: int
+    tables_unprotected: tuple[TableState, ...]
+    excluded_schemas: tuple[str, ...]
+    keys_live: int
+    keys_revoked: int
+    overrides_24h: int
+    refusals_24h: int
+    problems: tuple[str, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def healthy(self) -> bool:
+        """No problem found: exit code 0."""
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        """The documented ``--json`` shape (see README, "status --json")."""
+        data = asdict(self)
+        data["installed_at"] = self.installed_at.isoformat()
+        data["healthy"] = self.healthy
+        data["event_triggers"] = [
+            {"name": t.name, "present": t.present, "enabled": t.enabled, "ok": t.ok}
+            for t in self.event_triggers
+        ]
+        return data
+
+
+def status(conn: psycopg.Connection[Any]) -> Status:
+    """Read pgguard's health; raises :class:`NotInstalled` when it is not installed."""
+    check_server(conn)
+    row = conn.execute(
+        "SELECT current_database(), current_setting('server_version'),"
+        " to_regclass('pgguard.installation') IS NOT NULL"
+    ).fetchone()
+    assert row is not None
+    database, server_version, has_table = row
+    inst = (
+        conn.execute(
+            "SELECT package_version, installed_at, completed_at FROM pgguard.installation"
+        ).fetchone()
+        if has_table
+        else None
+    )
+    if inst is None:
+        _end(conn)
+        raise NotInstalled(
+            f'pgguard is not installed in database "{database}"',
+            hint="run pgguard install (as a role that may create event triggers)",
+        )
+    installed_version, installed_at, completed_at = inst
+
+    found = {
+        name: enabled
+        for name, enabled in conn.execute(
+            "SELECT evtname::text, evtenabled::text FROM pg_catalog.pg_event_trigger"
+            " WHERE evtname = ANY (%s)",
+            (list(EVENT_TRIGGERS),),
+        )
+    }
+    triggers = tuple(
+        EventTriggerState(
+            name, name in found, _ENABLED_WORDS.get(found[name]) if name in found else None
+        )
+        for name in EVENT_TRIGGERS
+    )
+    counts = conn.execute(
+        "SELECT count(*) FILTER (WHERE state = 'ok'), count(*) FILTER (WHERE state <> 'ok')"
+        " FROM pgguard.table_guards()"
+    ).fetchone()
+    assert counts is not None
+    bad = tuple(
+        TableState(name, state)
+        for name, state in conn.execute(
+            "SELECT format('%%I.%%I', schema_name, table_name), state FROM pgguard.table_guards()"
+            " WHERE state <> 'ok' ORDER BY 1 LIMIT %s",
+            (LIST_LIMIT,),
+        )
+    )
+    excluded = tuple(
+        r[0] for r in conn.execute("SELECT unnest(pgguard.excluded_schemas()) ORDER BY 1")
+    )
+    keys = conn.execute(
+        "SELECT count(*) FILTER (WHERE revoked_at IS NULL),"
+        " count(*) FILTER (WHERE revoked_at IS NOT NULL) FROM pgguard.keys"
+    ).fetchone()
+    assert keys is not None
+    activity = {
+        kind: n
+        for kind, n, _ in conn.execute("SELECT * FROM pgguard.recent_activity('24 hours')")
+    }
+    _end(conn)
+
+    problems: list[str] = []
+    for t in triggers:
+        if not t.present:
+            problems.append(f"event trigger {t.name} is missing")
+        elif not t.ok:
+            problems.append(f"event trigger {t.name} is {t.enabled}, not enabled always")
+    if counts[1]:
+        problems.append(f"{counts[1]} table(s) without an enabled-always TRUNCATE guard")
+    if completed_at is None:
+        problems.append("the last install did not finish")
+    notes: list[str] = []
+    if installed_version != __version__:
+        notes.append(
+            f"installed version {installed_version} differs from this package's {__version__}:"
+            " run pgguard install to upgrade"
+        )
+    if not keys[0]:
+        notes.append("no approver key is registered: no override token can be accepted")
+    return Status(
+        database=database,
+        server_version=server_version,
+        installed_version=installed_version,
+        package_version=__version__,
+        installed_at=installed_at,
+        install_complete=completed_at is not None,
+        event_triggers=triggers,
+        tables_protected=counts[0],
+        tables_unprotected_count=counts[1],
+        tables_unprotected=bad,
+        excluded_schemas=excluded,
+        keys_live=keys[0],
+        keys_revoked=keys[1],
+        overrides_24h=activity.get("override", 0),
+        refusals_24h=activity.get("refusal", 0),
+        problems=tuple(problems),
+        notes=tuple(notes),
+    )
+
+
+def _end(conn: psycopg.Connection[Any]) -> None:
+    # leave a non-autocommit connection as we found it: idle, not in a read transaction
+    if not conn.autocommit:
+        conn.rollback()
