@@ -32,7 +32,7 @@ CREATE OR REPLACE FUNCTION pgguard.glob_segment_matches(pattern text, word text)
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pgguard, pg_temp
 AS $$
-    SELECT word LIKE pg_catalog.replace(pg_catalog.replace(
+    SELECT (word COLLATE "C") LIKE pg_catalog.replace(pg_catalog.replace(
                pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(pattern,
                    '\', '\\'), '%', '\%'), '_', '\_'), '*', '%'), '?', '_') ESCAPE '\'
 $$;
@@ -40,7 +40,7 @@ $$;
 -- Does a token's object pattern cover an object ("schema.table" or "schema.table.column")?
 -- Semantics (mirrored by pgguard.token.object_matches): '*' alone covers everything; a
 -- two-segment pattern covers matching tables and all their columns; a three-segment pattern
--- covers matching columns only; a one-segment pattern covers only the object of that exact name.
+-- covers matching columns only; a one-segment pattern covers only one-segment objects.
 CREATE OR REPLACE FUNCTION pgguard.object_matches(pattern text, obj text[]) RETURNS boolean
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pgguard, pg_temp
@@ -53,7 +53,7 @@ BEGIN
     IF pattern = '*' THEN
         RETURN true;
     ELSIF np = 1 THEN
-        RETURN no = 1 AND obj[1] = pattern;
+        RETURN no = 1 AND pgguard.glob_segment_matches(p[1], obj[1]);
     ELSIF np = 2 THEN
         RETURN no IN (2, 3)
            AND pgguard.glob_segment_matches(p[1], obj[1])

@@ -3,59 +3,104 @@
 -- Security: SECURITY DEFINER (owner pgguard_owner) because it writes pgguard's tables; it trusts
 -- nothing from the session but the token text itself. Rules mirror pgguard/token.py exactly.
 
--- NULL when the claims are well-formed, else what is wrong with them.
-CREATE OR REPLACE FUNCTION pgguard.claims_problem(c jsonb) RETURNS text
+-- Decode and check a token's payload by the rules of pgguard/token.py (rule 1): claims, or
+-- (claims NULL) what is wrong. Parsed as json, not jsonb, first: jsonb would hide duplicate keys
+-- and normalise number spellings such as 1e3 that the rules reject.
+CREATE OR REPLACE FUNCTION pgguard.parse_claims(payload text, OUT claims jsonb, OUT problem text)
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pgguard, pg_temp
 AS $$
 DECLARE
-    x jsonb;
-    seg text;
+    raw bytea := pgguard.b64url_decode(payload);
+    j json;
+    x json;
+    name text;
 BEGIN
-    IF c IS NULL OR pg_catalog.jsonb_typeof(c) <> 'object' THEN
-        RETURN 'the payload is not a JSON object';
+    IF raw IS NULL OR payload = '' THEN
+        problem := 'the payload is not canonical base64url';
+        RETURN;
     END IF;
-    FOREACH seg IN ARRAY ARRAY['iat', 'exp'] LOOP
-        x := c -> seg;
-        IF x IS NULL OR pg_catalog.jsonb_typeof(x) <> 'number'
-           OR (x::text)::numeric <> pg_catalog.trunc((x::text)::numeric) THEN
-            RETURN pg_catalog.format('claim %s must be an integer', seg);
+    BEGIN
+        j := pg_catalog.convert_from(raw, 'UTF8')::json;
+    EXCEPTION WHEN OTHERS THEN
+        problem := 'the payload is not UTF-8 JSON';
+        RETURN;
+    END;
+    IF pg_catalog.json_typeof(j) <> 'object' THEN
+        problem := 'the payload is not a JSON object';
+        RETURN;
+    END IF;
+    IF (SELECT pg_catalog.count(*) <> pg_catalog.count(DISTINCT k)
+          FROM pg_catalog.json_object_keys(j) k) THEN
+        problem := 'the payload repeats a claim';
+        RETURN;
+    END IF;
+    SELECT pg_catalog.string_agg(k, ', ' ORDER BY k) INTO name
+      FROM (VALUES ('iat'), ('exp'), ('jti'), ('ops'), ('obj'), ('once')) r(k)
+     WHERE j -> r.k IS NULL;
+    IF name IS NOT NULL THEN
+        problem := 'missing claim(s) ' || name;
+        RETURN;
+    END IF;
+    SELECT pg_catalog.string_agg(k, ', ' ORDER BY k) INTO name
+      FROM pg_catalog.json_object_keys(j) k
+     WHERE k NOT IN ('iat', 'exp', 'jti', 'ops', 'obj', 'once', 'db', 'sub', 'why');
+    IF name IS NOT NULL THEN
+        problem := 'unknown claim(s) ' || name;
+        RETURN;
+    END IF;
+    FOREACH name IN ARRAY ARRAY['iat', 'exp'] LOOP
+        -- the literal as written: 1e9, 1.0 and -1 are not integers here
+        IF pg_catalog.json_typeof(j -> name) <> 'number'
+           OR (j -> name)::text !~ '^(0|[1-9][0-9]{0,11})$'
+           OR (j -> name)::text::numeric > 253402300799 THEN
+            problem := pg_catalog.format('claim %s must be a non-negative integer', name);
+            RETURN;
         END IF;
     END LOOP;
-    IF pg_catalog.jsonb_typeof(c -> 'jti') IS DISTINCT FROM 'string' OR c ->> 'jti' = '' THEN
-        RETURN 'claim jti must be a non-empty string';
+    IF pg_catalog.json_typeof(j -> 'jti') <> 'string' OR j ->> 'jti' = '' THEN
+        problem := 'claim jti must be a non-empty string';
+        RETURN;
     END IF;
-    IF pg_catalog.jsonb_typeof(c -> 'ops') IS DISTINCT FROM 'array'
-       OR pg_catalog.jsonb_array_length(c -> 'ops') = 0 THEN
-        RETURN 'claim ops must be a non-empty list';
+    IF pg_catalog.json_typeof(j -> 'once') <> 'boolean' THEN
+        problem := 'claim once must be true or false';
+        RETURN;
     END IF;
-    FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(c -> 'ops') LOOP
-        IF pg_catalog.jsonb_typeof(x) <> 'string'
-           OR (x #>> '{}') NOT IN ('drop_table', 'drop_column', 'truncate', 'uninstall') THEN
-            RETURN pg_catalog.format('claim ops holds an unknown op %s', x);
+    FOREACH name IN ARRAY ARRAY['db', 'sub', 'why'] LOOP
+        IF j -> name IS NOT NULL AND pg_catalog.json_typeof(j -> name) <> 'string' THEN
+            problem := pg_catalog.format('claim %s must be a string', name);
+            RETURN;
         END IF;
     END LOOP;
-    IF pg_catalog.jsonb_typeof(c -> 'obj') IS DISTINCT FROM 'array'
-       OR pg_catalog.jsonb_array_length(c -> 'obj') = 0 THEN
-        RETURN 'claim obj must be a non-empty list';
-    END IF;
-    FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(c -> 'obj') LOOP
-        IF pg_catalog.jsonb_typeof(x) <> 'string'
-           OR pg_catalog.cardinality(pg_catalog.string_to_array(x #>> '{}', '.')) > 3
-           OR '' = ANY (pg_catalog.string_to_array(x #>> '{}', '.'))
-           OR (x #>> '{}') = '' THEN
-            RETURN pg_catalog.format('claim obj holds an invalid pattern %s', x);
+    FOREACH name IN ARRAY ARRAY['ops', 'obj'] LOOP
+        IF pg_catalog.json_typeof(j -> name) <> 'array'
+           OR pg_catalog.json_array_length(j -> name) = 0 THEN
+            problem := pg_catalog.format('claim %s must be a non-empty list of strings', name);
+            RETURN;
         END IF;
+        FOR x IN SELECT * FROM pg_catalog.json_array_elements(j -> name) LOOP
+            IF pg_catalog.json_typeof(x) <> 'string' THEN
+                problem := pg_catalog.format('claim %s must be a non-empty list of strings', name);
+                RETURN;
+            ELSIF name = 'ops' AND (x #>> '{}') NOT IN ('drop_table', 'drop_column', 'truncate',
+                                                        'uninstall') THEN
+                problem := pg_catalog.format('unknown operation %s', x);
+                RETURN;
+            ELSIF name = 'obj' AND (
+                    pg_catalog.cardinality(pg_catalog.string_to_array(x #>> '{}', '.')) > 3
+                    OR '' = ANY (pg_catalog.string_to_array(x #>> '{}', '.'))
+                    OR (x #>> '{}') = '') THEN
+                problem := pg_catalog.format('object pattern %s is invalid', x);
+                RETURN;
+            END IF;
+        END LOOP;
     END LOOP;
-    IF pg_catalog.jsonb_typeof(c -> 'once') IS DISTINCT FROM 'boolean' THEN
-        RETURN 'claim once must be a boolean';
-    END IF;
-    FOREACH seg IN ARRAY ARRAY['db', 'sub', 'why'] LOOP
-        IF c ? seg AND pg_catalog.jsonb_typeof(c -> seg) <> 'string' THEN
-            RETURN pg_catalog.format('claim %s must be a string', seg);
-        END IF;
-    END LOOP;
-    RETURN NULL;
+    BEGIN
+        -- jsonb refuses what PostgreSQL text cannot hold (\u0000, lone surrogates)
+        claims := j::jsonb;
+    EXCEPTION WHEN OTHERS THEN
+        problem := 'a claim holds a character PostgreSQL text cannot hold';
+    END;
 END
 $$;
 
@@ -86,7 +131,8 @@ BEGIN
     parts := pg_catalog.string_to_array(tok, '.');
     IF pg_catalog.cardinality(parts) <> 4 OR parts[1] <> 'pgg1'
        OR parts[2] !~ '^[0-9a-f]{16}$'
-       OR parts[3] !~ '^[A-Za-z0-9_-]+$' OR parts[4] !~ '^[A-Za-z0-9_-]+$' THEN
+       OR parts[3] !~ '^[A-Za-z0-9_-]+$' OR parts[4] !~ '^[A-Za-z0-9_-]+$'
+       OR pgguard.b64url_decode(parts[4]) IS NULL THEN
         failure := 'the override token is malformed (expected pgg1.<kid>.<payload>.<signature>)';
         reason := 'malformed';
         RETURN;
@@ -96,12 +142,7 @@ BEGIN
     SELECT v.claims INTO c FROM pgguard.verified_tokens v WHERE v.token_sha256 = h;
     cached := FOUND;
     IF NOT cached THEN
-        BEGIN
-            c := pg_catalog.convert_from(pgguard.b64url_decode(parts[3]), 'UTF8')::jsonb;
-        EXCEPTION WHEN OTHERS THEN
-            c := NULL;
-        END;
-        problem := pgguard.claims_problem(c);
+        SELECT p.claims, p.problem INTO c, problem FROM pgguard.parse_claims(parts[3]) p;
         IF problem IS NOT NULL THEN
             failure := 'the override token is malformed: ' || problem;
             reason := 'malformed';
