@@ -360,7 +360,7 @@ def _step2(
     pending = [
         (r[0], r[1])
         for r in conn.execute(
-            "SELECT relid, format('%%I.%%I', schema_name, table_name) FROM pgguard.table_guards()"
+            "SELECT relid, format('%I.%I', schema_name, table_name) FROM pgguard.table_guards()"
             " WHERE state <> 'ok' ORDER BY relid"
         )
     ]
@@ -387,7 +387,8 @@ def _step2(
                     continue
                 problems.pop(relid, None)
                 done += 1
-                if outcome == "attached":
+                # 'ok': a parent's attach reached it first (the tree below it is walked)
+                if outcome in ("attached", "ok"):
                     attached += 1
                 elif outcome == "healed":
                     healed += 1
