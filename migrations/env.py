@@ -1,6 +1,6 @@
 """Alembic environment for pgguard's own tables.
 
-pgguard never opens its own engine here: `pgguard.install` passes the live connection in
+pgguard never opens its own engine here: `pgguard.installer.install` passes the live connection in
 ``config.attributes["connection"]`` so the migration runs inside the install transaction, under
 its advisory lock. The version table lives in schema ``pgguard`` so it can never collide with
 the host application's ``alembic_version``.

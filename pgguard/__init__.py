@@ -17,8 +17,8 @@ from . import errors
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from .install import InstallReport
-    from .status import Status
+    from .installer import InstallReport
+    from .health import Status
 
 __all__ = [
     "__version__",
@@ -32,22 +32,22 @@ __all__ = [
 
 
 def install(conn: Any, **kwargs: Any) -> InstallReport:
-    """Install or upgrade pgguard in the connected database (see :func:`pgguard.install.install`)."""
-    from .install import install as _install
+    """Install or upgrade pgguard in the connected database (see :func:`pgguard.installer.install`)."""
+    from .installer import install as _install
 
     return _install(conn, **kwargs)
 
 
 def status(conn: Any) -> Status:
-    """Health of pgguard in the connected database (see :func:`pgguard.status.status`)."""
-    from .status import status as _status
+    """Health of pgguard in the connected database (see :func:`pgguard.health.status`)."""
+    from .health import status as _status
 
     return _status(conn)
 
 
 def uninstall(conn: Any, **kwargs: Any) -> Any:
-    """Remove every pgguard object (see :func:`pgguard.uninstall.uninstall`)."""
-    from .uninstall import uninstall as _uninstall
+    """Remove every pgguard object (see :func:`pgguard.removal.uninstall`)."""
+    from .removal import uninstall as _uninstall
 
     return _uninstall(conn, **kwargs)
 

@@ -165,7 +165,7 @@ def install(
     or Supabase's postgres role).
     """
     from . import keys as keymod
-    from .install import install as do_install
+    from .installer import install as do_install
 
     rows = [keymod.public_numbers_for_db(keymod.load_public_key(p)) for p in public_keys]
     if key_file is not None:
@@ -222,7 +222,7 @@ def install(
 @json_option
 def status(dsn: str | None, as_json: bool) -> None:
     """Health check: exit 0 healthy, 1 degraded, 4 not installed."""
-    from .status import status as read_status
+    from .health import status as read_status
 
     with _connection(dsn) as conn:
         st = read_status(conn)
@@ -264,7 +264,7 @@ def uninstall(dsn: str | None, token: str | None, yes: bool) -> None:
     Needs a token with op uninstall: pgguard allow --op uninstall --object pgguard -- pgguard
     uninstall. Where no approver key is registered, the installing superuser confirms with --yes.
     """
-    from .uninstall import uninstall as do_uninstall
+    from .removal import uninstall as do_uninstall
 
     with _connection(dsn) as conn, _progress("removing guards") as progress:
         report = do_uninstall(conn, token=token, force=yes, progress=progress)

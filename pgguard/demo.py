@@ -21,8 +21,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from . import keys as keymod
 from .connect import connect, resolve_dsn
 from .errors import GuardRefused, PgguardError
-from .install import install
-from .status import status
+from .installer import install
+from .health import status
 from .token import issue_token
 
 Say = Callable[[str], None]

@@ -26,19 +26,27 @@ Encoding (issuer)
        token has exactly one spelling (see ``pgguard.b64url_decode`` in SQL, which returns
        NULL for any of these).
     c. The payload bytes are valid UTF-8 and parse as one JSON value (RFC 8259; no ``NaN`` /
-       ``Infinity``; surrounding JSON whitespace is allowed) that is an object with no
-       duplicate keys. (SQL: parse as ``json``, not ``jsonb``, catching any error; duplicates:
-       ``count(json_object_keys)`` ≠ ``count(DISTINCT …)``.)
+       ``Infinity``, no BOM; surrounding JSON whitespace is allowed) that is an object with no
+       duplicate keys, also when spelled differently (``"iat"`` and ``"\\u0069at"``). (SQL:
+       ``convert_from(…, 'UTF8')::json`` — ``json``, not ``jsonb`` — turning any error into
+       malformed; duplicates: ``count(*)`` ≠ ``count(DISTINCT k)`` over ``json_object_keys``,
+       which de-escapes and keeps duplicates; ``->>`` alone would silently take the last.)
     d. Keys are only ``iat exp jti ops obj once db sub why``; ``iat exp jti ops obj once`` are
        required. Unknown keys are rejected: a v1 verifier must never ignore a claim that
        might narrow a token (a new claim means a new version prefix).
-    e. ``iat`` and ``exp``: a JSON integer literal — the raw text matches
-       ``0|[1-9][0-9]*`` (so ``1e9``, ``1.0``, ``-1``, ``true`` and strings are rejected; SQL
-       must test the ``json`` text, since ``jsonb`` normalises ``1e3`` to ``1000``) and is at
-       most 253402300799 (9999-12-31T23:59:59Z). ``exp > iat`` is *not* required.
-    f. ``jti``: non-empty string. ``once``: ``true`` or ``false``. ``db``, ``sub``, ``why``:
-       strings when present (``null`` is rejected; may be empty). Strings must not contain
-       U+0000 or unpaired surrogates (``\\ud800`` escapes), which PostgreSQL text cannot hold.
+    e. ``iat`` and ``exp``: a JSON integer literal — ``json_typeof`` is ``number`` and the raw
+       text (``json ->>``) matches ``0|[1-9][0-9]*``, so ``1e9``, ``1.0``, ``-0``, ``-1``,
+       ``true`` and strings are rejected (test the ``json`` text: ``jsonb`` turns ``1e3`` into
+       ``1000``) — and at most 253402300799 (9999-12-31T23:59:59Z). ``exp > iat`` is *not*
+       required.
+    f. ``jti``: non-empty string. ``once``: ``true`` or ``false`` (``json_typeof`` boolean).
+       ``db``, ``sub``, ``why``: strings when present (``null`` is rejected; may be empty).
+       Every string (array elements included) must not contain U+0000 or an unpaired
+       surrogate (``\\u0000``, ``\\ud800``), which PostgreSQL text cannot hold: SQL must
+       de-escape every claim (``->>``), ``sub`` and ``why`` too, and treat the error as
+       malformed. (One case Python cannot reproduce: a database whose encoding is not UTF8
+       cannot de-escape characters it cannot represent, so the server calls such a token
+       malformed. ``issue_token`` writes ASCII JSON, but ``why`` may escape any character.)
     g. ``ops``: non-empty array of strings, each one of ``drop_table drop_column truncate
        uninstall`` (duplicates allowed). ``obj``: non-empty array of pattern strings; each
        pattern split on ``.`` has 1–3 segments, none empty.

@@ -1,3 +1,9 @@
+-- Plan note for every guard function: their point lookups (pg_trigger by table, the
+-- created-tables and token tables by key) are cached as generic plans for the whole session,
+-- planned when those tables may still be tiny. `SET enable_seqscan = off` on those functions
+-- keeps the cached plans on the indexes, so a session that later sees 10,000 guarded tables (or
+-- a migration that creates thousands) does not scan them all per statement.
+--
 -- Small helpers used by every guard: the current top-level transaction id, excluded schemas,
 -- shell quoting for HINT lines, and pgguard's glob matching of object names.
 -- Called by the event-trigger and TRUNCATE-trigger functions; all are read-only and safe for
@@ -9,13 +15,16 @@ SET search_path = pg_catalog, pgguard, pg_temp
 AS $$ SELECT pg_catalog.pg_current_xact_id()::text::bigint $$;
 
 CREATE OR REPLACE FUNCTION pgguard.excluded_schemas() RETURNS text[]
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pgguard, pg_temp
+LANGUAGE plpgsql STABLE
+-- plpgsql without a SET clause keeps its plan across calls (it runs once per TRUNCATEd table);
+-- its one query names everything by schema
 AS $$
-    SELECT COALESCE(
+BEGIN
+    RETURN COALESCE(
         (SELECT ARRAY(SELECT pg_catalog.jsonb_array_elements_text(s.value))
            FROM pgguard.settings s WHERE s.name = 'exclude_schemas'),
-        '{}'::text[])
+        '{}'::text[]);
+END
 $$;
 
 -- Quote a word for a POSIX shell only when it needs it, so HINT lines stay readable.

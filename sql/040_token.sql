@@ -111,6 +111,7 @@ CREATE OR REPLACE FUNCTION pgguard.presented_token(
     OUT claims jsonb, OUT failure text, OUT reason text, OUT token_kid text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pgguard, pg_temp
+SET enable_seqscan = off
 AS $$
 DECLARE
     tok text := pg_catalog.current_setting('pgguard.token', true);
@@ -128,20 +129,22 @@ BEGIN
         reason := 'none';
         RETURN;
     END IF;
-    parts := pg_catalog.string_to_array(tok, '.');
-    IF pg_catalog.cardinality(parts) <> 4 OR parts[1] <> 'pgg1'
-       OR parts[2] !~ '^[0-9a-f]{16}$'
-       OR parts[3] !~ '^[A-Za-z0-9_-]+$' OR parts[4] !~ '^[A-Za-z0-9_-]+$'
-       OR pgguard.b64url_decode(parts[4]) IS NULL THEN
-        failure := 'the override token is malformed (expected pgg1.<kid>.<payload>.<signature>)';
-        reason := 'malformed';
-        RETURN;
-    END IF;
-    token_kid := parts[2];
+    -- A token seen before (same bytes) was fully checked then: only key, time and scope remain.
     h := pg_catalog.sha256(pg_catalog.convert_to(tok, 'UTF8'));
-    SELECT v.claims INTO c FROM pgguard.verified_tokens v WHERE v.token_sha256 = h;
+    SELECT v.claims, v.kid INTO c, token_kid FROM pgguard.verified_tokens v
+     WHERE v.token_sha256 = h;
     cached := FOUND;
     IF NOT cached THEN
+        parts := pg_catalog.string_to_array(tok, '.');
+        IF pg_catalog.cardinality(parts) <> 4 OR parts[1] <> 'pgg1'
+           OR parts[2] !~ '^[0-9a-f]{16}$'
+           OR parts[3] !~ '^[A-Za-z0-9_-]+$' OR parts[4] !~ '^[A-Za-z0-9_-]+$'
+           OR pgguard.b64url_decode(parts[4]) IS NULL THEN
+            failure := 'the override token is malformed (expected pgg1.<kid>.<payload>.<signature>)';
+            reason := 'malformed';
+            RETURN;
+        END IF;
+        token_kid := parts[2];
         SELECT p.claims, p.problem INTO c, problem FROM pgguard.parse_claims(parts[3]) p;
         IF problem IS NOT NULL THEN
             failure := 'the override token is malformed: ' || problem;
@@ -150,26 +153,22 @@ BEGIN
         END IF;
     END IF;
 
-    SELECT * INTO key_row FROM pgguard.keys k WHERE k.kid = parts[2];
+    SELECT * INTO key_row FROM pgguard.keys k WHERE k.kid = token_kid;
     IF NOT FOUND THEN
         failure := pg_catalog.format(
             'the override token is signed by key %s, which is not registered in this database',
-            parts[2]);
+            token_kid);
         reason := 'unknown_key';
         RETURN;
     ELSIF key_row.revoked_at IS NOT NULL THEN
         failure := pg_catalog.format('the override token is signed by key %s, revoked at %s',
-                                     parts[2], key_row.revoked_at);
+                                     token_kid, key_row.revoked_at);
         reason := 'revoked_key';
         RETURN;
     END IF;
 
     IF NOT cached THEN
-        BEGIN
-            sig := pgguard.b64url_decode(parts[4]);
-        EXCEPTION WHEN OTHERS THEN
-            sig := NULL;
-        END;
+        sig := pgguard.b64url_decode(parts[4]);
         IF sig IS NULL OR NOT COALESCE(pgguard.rsa_verify_pkcs1_sha256(
                 key_row.n, key_row.k,
                 pg_catalog.convert_to(parts[1] || '.' || parts[2] || '.' || parts[3], 'UTF8'),
@@ -212,12 +211,23 @@ END
 $$;
 
 CREATE OR REPLACE FUNCTION pgguard.claims_cover(claims jsonb, op text, obj text) RETURNS boolean
-LANGUAGE sql IMMUTABLE STRICT
-SET search_path = pg_catalog, pgguard, pg_temp
+LANGUAGE plpgsql IMMUTABLE STRICT
+-- no SET clause: called per object from pinned-search_path functions; SET would cost a GUC
+-- save/restore on every call
 AS $$
-    SELECT (claims -> 'ops') ? op
-       AND EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements_text(claims -> 'obj') p
-                    WHERE pgguard.object_matches(p, pg_catalog.string_to_array(obj, '.')))
+DECLARE
+    p text;
+BEGIN
+    IF NOT (claims -> 'ops') ? op THEN
+        RETURN false;
+    END IF;
+    FOR p IN SELECT pg_catalog.jsonb_array_elements_text(claims -> 'obj') LOOP
+        IF pgguard.object_matches(p, pg_catalog.string_to_array(obj, '.')) THEN
+            RETURN true;
+        END IF;
+    END LOOP;
+    RETURN false;
+END
 $$;
 
 -- The `pgguard allow` line that would approve these ops on these objects. Past five objects

@@ -15,6 +15,7 @@ DECLARE
     n int := pg_catalog.cardinality(objs);
     msg text;
 BEGIN
+    hint := COALESCE(hint, pgguard.allow_hint(ARRAY[op], objs));
     msg := COALESCE(message, 'pgguard: refusing to ' || CASE op
         WHEN 'drop_table' THEN 'drop table'
         WHEN 'drop_column' THEN 'drop column'
@@ -50,6 +51,7 @@ CREATE OR REPLACE FUNCTION pgguard.check_override(
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pgguard, pg_temp
+SET enable_seqscan = off
 AS $$
 DECLARE
     t record;
@@ -60,7 +62,6 @@ BEGIN
     IF objs IS NULL OR pg_catalog.cardinality(objs) = 0 THEN
         RETURN;
     END IF;
-    hint := COALESCE(hint, pgguard.allow_hint(ARRAY[op], objs));
     t := pgguard.presented_token();
     IF t.claims IS NULL THEN
         PERFORM pgguard.refuse(op, objs, t.failure, hint, command_tag, message, t.reason);

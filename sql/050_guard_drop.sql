@@ -6,6 +6,7 @@
 CREATE OR REPLACE FUNCTION pgguard.on_sql_drop() RETURNS event_trigger
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pgguard, pg_temp
+SET enable_seqscan = off
 AS $$
 DECLARE
     v_xid bigint;

@@ -11,10 +11,21 @@
 CREATE OR REPLACE FUNCTION pgguard.note_created_tables() RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pgguard, pg_temp
+SET enable_seqscan = off
 AS $$
 DECLARE
     v_xid bigint := pgguard.current_xid();
 BEGIN
+    -- forget finished transactions, once per transaction (not per CREATE: a migration creating
+    -- hundreds of tables would rescan its own dead rows each time); skip rows another session
+    -- is cleaning right now
+    IF NOT EXISTS (SELECT 1 FROM pgguard.created_tables c WHERE c.xid = v_xid) THEN
+        DELETE FROM pgguard.created_tables c
+         WHERE c.ctid IN (
+            SELECT c2.ctid FROM pgguard.created_tables c2
+             WHERE c2.xid < pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint
+             LIMIT 10000 FOR UPDATE SKIP LOCKED);
+    END IF;
     INSERT INTO pgguard.created_tables (xid, relid)
     SELECT DISTINCT v_xid, d.objid
       FROM pg_catalog.pg_event_trigger_ddl_commands() d
@@ -22,12 +33,6 @@ BEGIN
        AND d.command_tag IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'CREATE SCHEMA',
                              'CREATE EXTENSION')
     ON CONFLICT DO NOTHING;
-    -- forget finished transactions; skip rows another session is cleaning right now
-    DELETE FROM pgguard.created_tables c
-     WHERE c.ctid IN (
-        SELECT c2.ctid FROM pgguard.created_tables c2
-         WHERE c2.xid < pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint
-         LIMIT 1000 FOR UPDATE SKIP LOCKED);
 END
 $$;
 
@@ -38,6 +43,7 @@ $$;
 CREATE OR REPLACE FUNCTION pgguard.ensure_guard(rel oid, tag text) RETURNS text
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pgguard, pg_temp
+SET enable_seqscan = off
 AS $$
 DECLARE
     c record;
@@ -112,6 +118,7 @@ $$;
 CREATE OR REPLACE FUNCTION pgguard.on_ddl_end() RETURNS event_trigger
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pgguard, pg_temp
+SET enable_seqscan = off
 AS $$
 DECLARE
     r record;

@@ -1,20 +1,36 @@
 -- The TRUNCATE guard: a statement-level BEFORE TRUNCATE trigger function, attached to every
 -- protected table as trigger pgguard_truncate_guard (ENABLE ALWAYS). Each truncated table's own
 -- trigger fires (CASCADE, partitions, children), so each asks for the token; the signature is
--- verified once per token (pgguard.presented_token caches it). SECURITY DEFINER: it writes audit.
+-- verified once per token (pgguard.presented_token caches it). The work is in truncate_check,
+-- SECURITY DEFINER since it writes audit.
+
+-- Everything but the trigger plumbing (returns NULL: the trigger's result). A plain function: plpgsql compiles a trigger function
+-- once per trigger, i.e. once per table, so the trigger body below is kept to one call.
+CREATE OR REPLACE FUNCTION pgguard.truncate_check(rel oid, schema_name text, table_name text)
+RETURNS record
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pgguard, pg_temp
+SET enable_seqscan = off
+AS $$
+BEGIN
+    IF schema_name = ANY (pgguard.excluded_schemas())
+       OR EXISTS (SELECT 1 FROM pgguard.created_tables c
+                   WHERE c.xid = pgguard.current_xid() AND c.relid = rel) THEN
+        RETURN NULL;
+    END IF;
+    PERFORM pgguard.check_override('truncate', ARRAY[schema_name || '.' || table_name],
+                                   'TRUNCATE TABLE');
+    RETURN NULL;
+END
+$$;
 
 CREATE OR REPLACE FUNCTION pgguard.truncate_guard() RETURNS trigger
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pgguard, pg_temp
 AS $$
 BEGIN
-    IF TG_TABLE_SCHEMA = ANY (pgguard.excluded_schemas())
-       OR EXISTS (SELECT 1 FROM pgguard.created_tables c
-                   WHERE c.xid = pgguard.current_xid() AND c.relid = TG_RELID) THEN
-        RETURN NULL;
-    END IF;
-    PERFORM pgguard.check_override('truncate', ARRAY[TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME],
-                                   'TRUNCATE TABLE');
-    RETURN NULL;
+    -- one expression, so one cached plan per table: every cached plan is walked on each
+    -- catalog invalidation in this session
+    RETURN pgguard.truncate_check(TG_RELID, TG_TABLE_SCHEMA, TG_TABLE_NAME);
 END
 $$;

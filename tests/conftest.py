@@ -13,7 +13,7 @@ Fixtures (interface; others write tests against these names):
 - ``db_name`` / ``db_dsn`` / ``admin``: a fresh empty database: its name, a superuser DSN, and an
   autocommit superuser connection.
 - ``guarded_db_name`` / ``guarded_db_dsn`` / ``guarded_admin``: the same for a fresh database
-  made from a per-server template in which ``pgguard.install.install(conn)`` ran.
+  made from a per-server template in which ``pgguard.installer.install(conn)`` ran.
 - ``app_role``: :class:`AppRole`, a LOGIN NOSUPERUSER role with CREATE on the test database (the
   guarded one if the test uses a guarded fixture, else ``db_name``) and on schema public.
 - ``make_app_role`` → ``make_app_role(dbname=None, *, prefix="app", grants=True) -> AppRole``;
@@ -422,11 +422,11 @@ def admin(pg_server: PgServer, _pg_janitor: _Janitor, db_name: str) -> Conn:
 
 def _install_pgguard(server: PgServer, dbname: str) -> None:
     try:
-        from pgguard.install import install
+        from pgguard.installer import install
     except ModuleNotFoundError as e:
-        if e.name != "pgguard.install":
+        if e.name != "pgguard.installer":
             raise
-        _unavailable("pgguard.install is not available")
+        _unavailable("pgguard.installer is not available")
     with psycopg.connect(server.admin_dsn(dbname)) as conn:
         install(conn)
         conn.commit()

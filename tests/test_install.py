@@ -14,8 +14,8 @@ import pytest
 
 from pgguard import localpg
 from pgguard.errors import NewerSchemaInstalled, PrivilegeError
-from pgguard.install import EVENT_TRIGGERS, install
-from pgguard.status import status
+from pgguard.installer import EVENT_TRIGGERS, install
+from pgguard.health import status
 
 Conn = psycopg.Connection[Any]
 
@@ -75,7 +75,11 @@ def test_fresh_install_creates_everything(pg_server: Any, admin: Conn) -> None:
     assert report.migrations_applied == ("0001",)
     assert report.complete and report.tables_total == 5 and report.tables_attached == 5
     assert guard_states(admin) == {
-        "plain": "A", "parent": "A", "part1": "A", "base": "A", "child": "A",
+        "plain": "A",
+        "parent": "A",
+        "part1": "A",
+        "base": "A",
+        "child": "A",
     }
     roles = dict(
         admin.execute(
@@ -124,9 +128,7 @@ def test_second_install_is_a_no_op(guarded_admin: Conn) -> None:
     )
 
 
-def test_upgraded_install_equals_fresh_install(
-    guarded_admin: Conn, admin: Conn
-) -> None:
+def test_upgraded_install_equals_fresh_install(guarded_admin: Conn, admin: Conn) -> None:
     # pretend the installed code is older: the next install must re-apply it in place
     with guarded_admin.transaction():
         guarded_admin.execute("DROP EVENT TRIGGER pgguard_ddl_end")  # as a partial old install
@@ -241,7 +243,9 @@ def test_install_killed_half_way_is_finished_by_the_next_run(
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
-    assert 100 <= guarded < 1500, "the install must be killed half-way for this test to mean anything"
+    assert 100 <= guarded < 1500, (
+        "the install must be killed half-way for this test to mean anything"
+    )
     st = status(admin)
     assert not st.healthy
     assert st.tables_unprotected_count > 0

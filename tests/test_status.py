@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from pgguard.errors import NotInstalled
-from pgguard.status import status
+from pgguard.health import status
 
 Conn = psycopg.Connection[Any]
 
@@ -34,8 +34,16 @@ def test_healthy_json_shape_and_exit_0(guarded_admin: Conn, guarded_db_dsn: str)
         "pgguard_ddl_end": ("always", True),
     }
     assert data["problems"] == [] and data["install_complete"] is True
-    for key in ("installed_version", "package_version", "keys_live", "keys_revoked",
-                "excluded_schemas", "overrides_24h", "refusals_24h", "database"):
+    for key in (
+        "installed_version",
+        "package_version",
+        "keys_live",
+        "keys_revoked",
+        "excluded_schemas",
+        "overrides_24h",
+        "refusals_24h",
+        "database",
+    ):
         assert key in data
 
 

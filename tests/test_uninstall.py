@@ -10,7 +10,7 @@ import pytest
 from pgguard import keys, keystore
 from pgguard.errors import GuardRefused, UsageError
 from pgguard.token import issue_token
-from pgguard.uninstall import uninstall
+from pgguard.removal import uninstall
 
 Conn = psycopg.Connection[Any]
 
@@ -75,7 +75,7 @@ def test_roles_dropped_when_no_other_database_uses_them(pg_server: Any) -> None:
     if pg_server.cluster is None:
         pytest.skip("needs a cluster of its own")
     from pgguard import localpg
-    from pgguard.install import install
+    from pgguard.installer import install
 
     with localpg.LocalCluster(pg_server.major) as cluster:
         with psycopg.connect(cluster.dsn(), autocommit=True) as conn:

@@ -16,7 +16,7 @@ import psycopg
 from ._version import __version__
 from .connect import check_server
 from .errors import NotInstalled
-from .install import EVENT_TRIGGERS
+from .installer import EVENT_TRIGGERS
 
 #: How many unprotected tables `Status` lists by name (the count is always exact).
 LIST_LIMIT = 100

@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 
 from .errors import GuardRefused, NotInstalled, PrivilegeError, UsageError
-from .install import ADVISORY_LOCK_KEY, AUDITOR_ROLE, EVENT_TRIGGERS, OWNER_ROLE
+from .installer import ADVISORY_LOCK_KEY, AUDITOR_ROLE, EVENT_TRIGGERS, OWNER_ROLE
 
 
 @dataclass(frozen=True)
