@@ -5,6 +5,12 @@ Refusals roll back with their transaction, so the server writes each one to its 
 as one line ``pgguard-refusal: {json}``; this module reads those lines back from the current
 server log file (through ``pg_read_file``, which needs superuser or ``pg_read_server_files``)
 or from a log file given by path, and says which sources it could read.
+
+Any session can ``RAISE LOG`` a line that looks like a refusal. Each real one carries ``seq``,
+a number drawn from ``pgguard.refusal_seq`` (which no session can draw from, and which a
+rollback does not give back); a line without one, with one never drawn, or with one seen twice
+is shown with ``suspect`` saying why. A forger who guesses an unused number below the counter
+is not caught this way: the counter still says how many refusals there really were.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +48,8 @@ class AuditEntry:
     why: str | None
     detail: str | None
     source: str  # "pgguard.audit" | "server log"
+    seq: int | None = None  # refusals: the number drawn from pgguard.refusal_seq
+    suspect: str | None = None  # refusals: why this line may not be the guard's own
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict (``at`` in ISO 8601)."""
@@ -103,8 +111,43 @@ def read_audit(
             sources["server log"] = f"read {path}"
         else:
             sources["server log"] = text_or_reason
+    if sources.get("server log", "").startswith("read"):
+        entries = _check_sequence(conn, entries, sources)
     entries.sort(key=lambda e: e.at)
     return AuditReport(tuple(entries), sources)
+
+
+def _check_sequence(
+    conn: psycopg.Connection[Any], entries: list[AuditEntry], sources: dict[str, str]
+) -> list[AuditEntry]:
+    """Flag refusal lines whose ``seq`` the server never drew, or drew for another line."""
+    row = conn.execute(
+        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM pgguard.refusal_seq"
+    ).fetchone()
+    drawn = row[0] if row else 0
+    seen: dict[int, int] = {}
+    for e in entries:
+        if e.seq is not None:
+            seen[e.seq] = seen.get(e.seq, 0) + 1
+    out: list[AuditEntry] = []
+    suspects = 0
+    for e in entries:
+        reason = None
+        if e.kind == "refusal":
+            if e.seq is None:
+                reason = "no sequence number: not written by pgguard"
+            elif e.seq > drawn:
+                reason = f"sequence number {e.seq} was never drawn (the counter is at {drawn})"
+            elif seen[e.seq] > 1:
+                reason = f"sequence number {e.seq} appears on more than one line"
+        if reason:
+            suspects += 1
+            e = replace(e, suspect=reason)
+        out.append(e)
+    sources["refusal counter"] = f"{drawn} refusal(s) since install"
+    if suspects:
+        sources["server log"] += f"; {suspects} line(s) suspect (see 'suspect')"
+    return out
 
 
 def _server_log(conn: psycopg.Connection[Any]) -> tuple[str, str] | str:
@@ -166,6 +209,7 @@ def parse_refusals(
                 why=None,
                 detail=rec.get("detail"),
                 source="server log",
+                seq=rec["seq"] if isinstance(rec.get("seq"), int) else None,
             )
         )
     return out

@@ -242,7 +242,10 @@ def status(dsn: str | None, as_json: bool) -> None:
         if st.excluded_schemas:
             err.print(f"  excluded schemas: {', '.join(st.excluded_schemas)}")
         err.print(f"  approver keys: {st.keys_live} live, {st.keys_revoked} revoked")
-        err.print(f"  last 24h: {st.overrides_24h} override(s), {st.refusals_24h} refusal(s)")
+        err.print(
+            f"  overrides in the last 24h: {st.overrides_24h}; refusals since install: "
+            f"{st.refusals_total} (details: pgguard audit)"
+        )
         for p in st.problems:
             err.print(f"  [red]problem:[/] {p}")
         for n in st.notes:
@@ -499,7 +502,7 @@ def audit(dsn: str | None, since: str, log_file: Path | None, as_json: bool) -> 
             e.session_user or "",
             e.jti or "",
             e.sub or "",
-            (e.why or e.detail or ""),
+            (f"SUSPECT: {e.suspect}" if e.suspect else (e.why or e.detail or "")),
         )
     Console().print(table)
     for name, state in report.sources.items():

@@ -64,7 +64,7 @@ class Status:
     keys_live: int
     keys_revoked: int
     overrides_24h: int
-    refusals_24h: int
+    refusals_total: int
     problems: tuple[str, ...]
     notes: tuple[str, ...] = field(default=())
 
@@ -148,6 +148,10 @@ def status(conn: psycopg.Connection[Any]) -> Status:
         kind: n
         for kind, n, _ in conn.execute("SELECT * FROM pgguard.recent_activity('24 hours')")
     }
+    total = conn.execute("SELECT pgguard.refusals_total()").fetchone()
+    integrity = conn.execute(
+        "SELECT pgguard.foreign_owned_objects(), pgguard.privileges_widened()"
+    ).fetchone()
     _end(conn)
 
     problems: list[str] = []
@@ -160,6 +164,13 @@ def status(conn: psycopg.Connection[Any]) -> Status:
         problems.append(f"{counts[1]} table(s) without an enabled-always TRUNCATE guard")
     if completed_at is None:
         problems.append("the last install did not finish")
+    if integrity and integrity[0]:
+        problems.append(
+            f"{len(integrity[0])} pgguard object(s) not owned by pgguard_owner (e.g. "
+            f"{integrity[0][0]}): run pgguard install to repair"
+        )
+    if integrity and integrity[1]:
+        problems.append(f"a write privilege was granted on pgguard's objects: {integrity[1]}")
     notes: list[str] = []
     if installed_version != __version__:
         notes.append(
@@ -183,7 +194,7 @@ def status(conn: psycopg.Connection[Any]) -> Status:
         keys_live=keys[0],
         keys_revoked=keys[1],
         overrides_24h=activity.get("override", 0),
-        refusals_24h=activity.get("refusal", 0),
+        refusals_total=total[0] if total else 0,
         problems=tuple(problems),
         notes=tuple(notes),
     )

@@ -29,7 +29,12 @@ from .errors import InstallError, NewerSchemaInstalled, PgguardError, PrivilegeE
 
 #: pg_advisory_xact_lock key shared by install and uninstall ("pgguard" in ASCII).
 ADVISORY_LOCK_KEY = 0x7067677561726400 >> 8
-EVENT_TRIGGERS = ("pgguard_sql_drop", "pgguard_ddl_end")
+EVENT_TRIGGERS = (
+    "pgguard_sql_drop",
+    "pgguard_ddl_end",
+    "pgguard_drop_check",
+    "pgguard_ddl_check",
+)
 OWNER_ROLE = "pgguard_owner"
 AUDITOR_ROLE = "pgguard_auditor"
 
@@ -192,7 +197,15 @@ def _installed_state(conn: psycopg.Connection[Any], digest: str) -> tuple[str | 
     if inst is None:
         return None, True
     _refuse_newer(conn)
-    return inst[0], inst[1] != digest or row[1] != len(EVENT_TRIGGERS)
+    if inst[1] != digest or row[1] != len(EVENT_TRIGGERS):
+        return inst[0], True
+    # same code, but ownership or privileges changed behind its back (REASSIGN OWNED fires no
+    # event trigger): re-applying sql/ repairs it
+    tampered = conn.execute(
+        "SELECT pgguard.foreign_owned_objects() IS NOT NULL OR pgguard.privileges_widened()"
+        " IS NOT NULL"
+    ).fetchone()
+    return inst[0], bool(tampered and tampered[0])
 
 
 def _known_revisions() -> set[str]:

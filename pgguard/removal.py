@@ -85,6 +85,7 @@ def uninstall(
     with conn.transaction():
         conn.execute("SELECT pg_catalog.pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
         conn.execute("DROP SCHEMA IF EXISTS pgguard CASCADE")
+        conn.execute("DROP SCHEMA IF EXISTS pgguard_sentinel CASCADE")
     for role in (OWNER_ROLE, AUDITOR_ROLE):
         # roles are cluster-wide: another database's pgguard may still need them
         try:

@@ -77,7 +77,21 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION pgguard.object_name(obj text[]) RETURNS text
+-- Objects travel between the guards as identifier paths, each part quoted only when it must
+-- be (public.tenants, app."a.b", public."Users".id), so a name holding a dot stays one part:
+-- matching is on the parts (pgguard.ident_parts), never on the joined text.
+CREATE OR REPLACE FUNCTION pgguard.ident_path(VARIADIC parts text[]) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-SET search_path = pg_catalog, pgguard, pg_temp
-AS $$ SELECT pg_catalog.array_to_string(obj, '.') $$;
+AS $$ SELECT pg_catalog.string_agg(pg_catalog.quote_ident(p), '.' ORDER BY o)
+        FROM pg_catalog.unnest(parts) WITH ORDINALITY AS u(p, o) $$;
+
+CREATE OR REPLACE FUNCTION pgguard.ident_parts(path text) RETURNS text[]
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $$ SELECT pg_catalog.parse_ident(path) $$;
+
+-- A glob that covers exactly this object, for HINT lines: glob characters and dots inside a
+-- name become '?', the only way a pattern can say them.
+CREATE OR REPLACE FUNCTION pgguard.ident_glob(path text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $$ SELECT pg_catalog.string_agg(pg_catalog.translate(p, '*?.', '???'), '.' ORDER BY o)
+        FROM pg_catalog.unnest(pg_catalog.parse_ident(path)) WITH ORDINALITY AS u(p, o) $$;

@@ -222,7 +222,7 @@ BEGIN
         RETURN false;
     END IF;
     FOR p IN SELECT pg_catalog.jsonb_array_elements_text(claims -> 'obj') LOOP
-        IF pgguard.object_matches(p, pg_catalog.string_to_array(obj, '.')) THEN
+        IF pgguard.object_matches(p, pgguard.ident_parts(obj)) THEN
             RETURN true;
         END IF;
     END LOOP;
@@ -238,8 +238,10 @@ SET search_path = pg_catalog, pgguard, pg_temp
 AS $$
     WITH o AS (
         SELECT DISTINCT x FROM pg_catalog.unnest(
-            CASE WHEN pg_catalog.cardinality(objs) <= 5 THEN objs
-                 ELSE ARRAY(SELECT DISTINCT pg_catalog.split_part(y, '.', 1) || '.*'
+            CASE WHEN pg_catalog.cardinality(objs) <= 5
+                 THEN ARRAY(SELECT pgguard.ident_glob(y) FROM pg_catalog.unnest(objs) y)
+                 ELSE ARRAY(SELECT DISTINCT
+                                pgguard.ident_glob(pg_catalog.quote_ident((pgguard.ident_parts(y))[1])) || '.*'
                               FROM pg_catalog.unnest(objs) y) END) x
     )
     SELECT 'to approve it, run: pgguard allow'

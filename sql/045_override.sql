@@ -11,10 +11,15 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pgguard, pg_temp
 AS $$
 DECLARE
-    first_obj text[] := pg_catalog.string_to_array(objs[1], '.');
+    first_obj text[] := pgguard.ident_parts(objs[1]);
     n int := pg_catalog.cardinality(objs);
     msg text;
 BEGIN
+    IF hint IS NULL AND op = 'truncate' THEN
+        -- each table's trigger sees only its table: the whole statement is what this backend
+        -- holds ACCESS EXCLUSIVE (TRUNCATE locks every table before any trigger fires)
+        hint := pgguard.allow_hint(ARRAY['truncate'], pgguard.truncate_statement_tables(objs));
+    END IF;
     hint := COALESCE(hint, pgguard.allow_hint(ARRAY[op], objs));
     msg := COALESCE(message, 'pgguard: refusing to ' || CASE op
         WHEN 'drop_table' THEN 'drop table'
@@ -25,7 +30,7 @@ BEGIN
     -- The refused transaction rolls back, and pgguard.audit with it: the server log is where
     -- a refusal survives. `pgguard audit` reads these lines back (stable prefix, one JSON each).
     RAISE LOG 'pgguard-refusal: %', pg_catalog.jsonb_build_object(
-        'at', pg_catalog.clock_timestamp(), 'db', pg_catalog.current_database(),
+        'seq', pg_catalog.nextval('pgguard.refusal_seq'), 'at', pg_catalog.clock_timestamp(), 'db', pg_catalog.current_database(),
         'op', op, 'objects', pg_catalog.to_jsonb(objs), 'command_tag', command_tag,
         'session_user', session_user::text,
         'application_name', pg_catalog.current_setting('application_name', true),
@@ -40,6 +45,41 @@ BEGIN
         SCHEMA = COALESCE(first_obj[1], ''),
         TABLE = COALESCE(first_obj[2], ''),
         COLUMN = COALESCE(first_obj[3], '');
+END
+$$;
+
+-- The guarded tables the running TRUNCATE will empty, as far as this backend's locks tell:
+-- every table it holds ACCESS EXCLUSIVE on, with a guard, not exempt; a partition or child whose
+-- parent is listed is left out (a token for the parent covers it). Falls back to `objs`.
+CREATE OR REPLACE FUNCTION pgguard.truncate_statement_tables(objs text[]) RETURNS text[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+DECLARE
+    found text[];
+BEGIN
+    WITH locked AS (
+        SELECT c.oid, n.nspname, c.relname
+          FROM pg_catalog.pg_locks l
+          JOIN pg_catalog.pg_class c ON c.oid = l.relation
+          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         WHERE l.pid = pg_catalog.pg_backend_pid() AND l.locktype = 'relation'
+           AND l.mode = 'AccessExclusiveLock' AND l.granted
+           AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d
+                              WHERE d.datname = pg_catalog.current_database())
+           AND c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
+           AND NOT (n.nspname = ANY (pgguard.excluded_schemas()))
+           AND EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                        WHERE t.tgrelid = c.oid AND t.tgname = 'pgguard_truncate_guard')
+           AND NOT EXISTS (SELECT 1 FROM pgguard.created_tables ct
+                            WHERE ct.xid = pgguard.current_xid() AND ct.relid = c.oid)
+    )
+    SELECT pg_catalog.array_agg(pgguard.ident_path(l.nspname, l.relname) ORDER BY 1)
+      INTO found
+      FROM locked l
+     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i
+                        JOIN locked p ON p.oid = i.inhparent WHERE i.inhrelid = l.oid);
+    RETURN COALESCE(found, objs);
 END
 $$;
 

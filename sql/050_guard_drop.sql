@@ -10,7 +10,7 @@ SET enable_seqscan = off
 AS $$
 DECLARE
     v_xid bigint;
-    excluded text[] := pgguard.excluded_schemas();
+    excluded text[];
     tables_direct text[];
     tables_dependent text[];
     cols text[];
@@ -19,6 +19,25 @@ DECLARE
     hint text;
     tag text := TG_TAG;
 BEGIN
+    -- pgguard's own objects first, with nothing but the catalog: the helpers this function
+    -- uses may be what is being dropped. No token can approve this (the verifier itself
+    -- would go); `pgguard uninstall` drops the event triggers before anything else.
+    SELECT pg_catalog.array_agg(d.object_identity) INTO own
+      FROM pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.schema_name IN ('pgguard', 'pgguard_sentinel')
+        OR (d.object_type = 'schema' AND d.object_identity IN ('pgguard', 'pgguard_sentinel'));
+    IF own IS NOT NULL THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'PGG01',
+            MESSAGE = pg_catalog.format('pgguard: refusing to drop pgguard''s own object %s',
+                                        own[1]),
+            DETAIL = 'this statement would remove the guard itself',
+            HINT = 'to approve it, run: pgguard allow --op uninstall --object pgguard --db '
+                   || pg_catalog.quote_ident(pg_catalog.current_database())
+                   || ' -- pgguard uninstall',
+            CONSTRAINT = 'op=uninstall';
+    END IF;
+    excluded := pgguard.excluded_schemas();
     -- DDL always has a transaction id; asking for it here costs nothing extra.
     v_xid := pgguard.current_xid();
     WITH d AS (
@@ -28,7 +47,7 @@ BEGIN
          WHERE NOT o.is_temporary
     ), t AS (
         SELECT d.*,
-               d.address_names[1] || '.' || d.address_names[2] AS tbl,
+               pgguard.ident_path(d.address_names[1], d.address_names[2]) AS tbl,
                (d.schema_name = ANY (excluded)) AS is_excluded,
                EXISTS (SELECT 1 FROM pgguard.created_tables c
                         WHERE c.xid = v_xid AND c.relid = d.objid
@@ -42,44 +61,35 @@ BEGIN
         pg_catalog.array_agg(t.tbl) FILTER (
             WHERE t.object_type = 'table' AND NOT t.original AND NOT t.normal
               AND NOT t.fresh AND NOT t.is_excluded AND t.schema_name <> 'pgguard'),
-        pg_catalog.array_agg(t.tbl || '.' || t.address_names[3]) FILTER (
+        pg_catalog.array_agg(
+            pgguard.ident_path(t.address_names[1], t.address_names[2], t.address_names[3])
+        ) FILTER (
             WHERE t.object_type = 'table column'
               AND NOT t.fresh AND NOT t.is_excluded AND t.schema_name <> 'pgguard'),
         -- a guard dropped with its table is judged as the table; alone, it is an uninstall
         pg_catalog.array_agg(t.tbl) FILTER (
             WHERE t.object_type = 'trigger' AND t.address_names[3] = 'pgguard_truncate_guard'
               AND NOT t.is_excluded
+              -- even on a table made in this transaction: it would leave it unguarded
               AND NOT EXISTS (SELECT 1 FROM t t2
-                               WHERE t2.object_type = 'table' AND t2.tbl = t.tbl)
-              AND NOT EXISTS (SELECT 1 FROM pgguard.created_tables c
-                               WHERE c.xid = v_xid
-                                 AND c.relid = pg_catalog.to_regclass(pg_catalog.format(
-                                     '%I.%I', t.address_names[1], t.address_names[2])))),
-        pg_catalog.array_agg(t.object_identity) FILTER (
-            WHERE t.schema_name = 'pgguard'
-               OR (t.object_type = 'schema' AND t.object_identity = 'pgguard'))
-      INTO tables_direct, tables_dependent, cols, guards, own
+                               WHERE t2.object_type = 'table' AND t2.tbl = t.tbl))
+      INTO tables_direct, tables_dependent, cols, guards
       FROM t;
 
-    IF own IS NULL AND guards IS NULL AND tables_direct IS NULL AND tables_dependent IS NULL
+    IF guards IS NULL AND tables_direct IS NULL AND tables_dependent IS NULL
        AND cols IS NULL THEN
         RETURN;
     END IF;
 
     hint := pgguard.allow_hint(
         ARRAY(SELECT x FROM (VALUES
-            ('uninstall', own IS NOT NULL OR guards IS NOT NULL),
+            ('uninstall', guards IS NOT NULL),
             ('drop_table', tables_direct IS NOT NULL OR tables_dependent IS NOT NULL),
             ('drop_column', cols IS NOT NULL)) v(x, present) WHERE present),
-        COALESCE(CASE WHEN own IS NOT NULL THEN ARRAY['pgguard'] END, '{}')
-            || COALESCE(guards, '{}') || COALESCE(tables_direct, '{}')
+        COALESCE(guards, '{}') || COALESCE(tables_direct, '{}')
             || COALESCE(CASE WHEN tables_direct IS NULL THEN tables_dependent END, '{}')
             || COALESCE(cols, '{}'));
 
-    IF own IS NOT NULL THEN
-        PERFORM pgguard.check_override('uninstall', ARRAY['pgguard'], tag, hint, '{}',
-            pg_catalog.format('pgguard: refusing to drop pgguard''s own object %s', own[1]));
-    END IF;
     IF guards IS NOT NULL THEN
         PERFORM pgguard.check_override('uninstall', guards, tag, hint, '{}',
             pg_catalog.format('pgguard: refusing to drop trigger "pgguard_truncate_guard" on "%s"',

@@ -58,7 +58,7 @@ BEGIN
        OR c.nspname LIKE 'pg\_toast%' THEN
         RETURN 'skipped';
     END IF;
-    obj := c.nspname || '.' || c.relname;
+    obj := pgguard.ident_path(c.nspname, c.relname);
     SELECT t.oid, t.tgenabled, t.tgfoid, t.tgtype, t.tgqual INTO g
       FROM pg_catalog.pg_trigger t
      WHERE t.tgrelid = rel AND t.tgname = 'pgguard_truncate_guard';
@@ -115,6 +115,43 @@ BEGIN
 END
 $$;
 
+-- After GRANT or REVOKE: a write privilege on pgguard's tables or sequence, or CREATE on its
+-- schema, for anyone but the owner, would let sessions forge exemptions, verifications or
+-- refusal numbers. Returns what was found, or NULL.
+CREATE OR REPLACE FUNCTION pgguard.privileges_widened() RETURNS text
+LANGUAGE sql STABLE
+AS $$
+    SELECT pg_catalog.format('%s on %s to %s', a.privilege_type, c.oid::pg_catalog.regclass,
+                             CASE a.grantee WHEN 0 THEN 'PUBLIC'
+                                  ELSE a.grantee::pg_catalog.regrole::text END)
+      FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+     WHERE c.relnamespace = 'pgguard'::pg_catalog.regnamespace
+       AND a.grantee <> c.relowner
+       AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'TRIGGER',
+                                'REFERENCES', 'USAGE')
+    UNION ALL
+    SELECT pg_catalog.format('%s on schema %s to %s', a.privilege_type, n.nspname,
+                             CASE a.grantee WHEN 0 THEN 'PUBLIC'
+                                  ELSE a.grantee::pg_catalog.regrole::text END)
+      FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) a
+     WHERE n.nspname IN ('pgguard', 'pgguard_sentinel')
+       AND a.grantee <> n.nspowner AND a.privilege_type = 'CREATE'
+    LIMIT 1
+$$;
+
+-- After ALTER SCHEMA / ALTER EXTENSION: a guarded table now in an excluded schema (a schema
+-- renamed to an excluded name, an extension moved there) would have lost its protection.
+CREATE OR REPLACE FUNCTION pgguard.guarded_table_in_excluded_schema() RETURNS text
+LANGUAGE sql STABLE
+AS $$
+    SELECT pgguard.ident_path(n.nspname, c.relname)
+      FROM pg_catalog.pg_namespace n
+      JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid
+      JOIN pg_catalog.pg_trigger t ON t.tgrelid = c.oid AND t.tgname = 'pgguard_truncate_guard'
+     WHERE n.nspname = ANY (pgguard.excluded_schemas())
+     LIMIT 1
+$$;
+
 CREATE OR REPLACE FUNCTION pgguard.on_ddl_end() RETURNS event_trigger
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pgguard, pg_temp
@@ -124,19 +161,52 @@ DECLARE
     r record;
     rels oid[] := '{}';
     rel oid;
+    found text;
 BEGIN
     IF TG_TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'CREATE SCHEMA',
                   'CREATE EXTENSION') THEN
         PERFORM pgguard.note_created_tables();
     END IF;
-    FOR r IN SELECT d.objid, d.object_type, d.schema_name, d.object_identity, d.command_tag
+    IF TG_TAG IN ('GRANT', 'REVOKE', 'ALTER DEFAULT PRIVILEGES') THEN
+        found := pgguard.privileges_widened();
+        IF found IS NOT NULL THEN
+            PERFORM pgguard.check_override('uninstall', ARRAY['pgguard'], TG_TAG, NULL, '{}',
+                pg_catalog.format('pgguard: refusing to grant %s', found));
+        END IF;
+    ELSIF TG_TAG IN ('ALTER SCHEMA', 'ALTER EXTENSION') THEN
+        found := pgguard.guarded_table_in_excluded_schema();
+        IF found IS NOT NULL THEN
+            PERFORM pgguard.check_override('uninstall', ARRAY[found], TG_TAG, NULL, '{}',
+                pg_catalog.format(
+                    'pgguard: refusing to move protected table "%s" into an excluded schema',
+                    found));
+        END IF;
+    END IF;
+    -- The sentinel's own objects (pgguard's are the sentinel's to watch: a replaced function
+    -- of ours would already be the one running here). Inline, calling nothing replaceable;
+    -- no token approves it, as the verifier is what would change.
+    SELECT d.object_identity INTO found
+      FROM pg_catalog.pg_event_trigger_ddl_commands() d
+     WHERE d.schema_name = 'pgguard_sentinel'
+        OR (d.object_type = 'schema' AND d.object_identity = 'pgguard_sentinel')
+        OR (d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+            AND d.objid IN (SELECT e.evtfoid FROM pg_catalog.pg_event_trigger e
+                             WHERE e.evtname LIKE 'pgguard\_%'))
+     LIMIT 1;
+    IF found IS NOT NULL THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'PGG01',
+            MESSAGE = pg_catalog.format('pgguard: refusing to change pgguard''s own object %s',
+                                        found),
+            DETAIL = 'this statement would remove the guard itself',
+            HINT = 'to approve it, run: pgguard allow --op uninstall --object pgguard --db '
+                   || pg_catalog.quote_ident(pg_catalog.current_database())
+                   || ' -- pgguard uninstall',
+            CONSTRAINT = 'op=uninstall';
+    END IF;
+    FOR r IN SELECT d.objid, d.object_type
                FROM pg_catalog.pg_event_trigger_ddl_commands() d LOOP
-        IF r.schema_name = 'pgguard'
-           OR (r.object_type = 'schema' AND r.object_identity = 'pgguard') THEN
-            PERFORM pgguard.check_override('uninstall', ARRAY['pgguard'], r.command_tag, NULL,
-                '{}', pg_catalog.format('pgguard: refusing to change pgguard''s own object %s',
-                                        r.object_identity));
-        ELSIF r.object_type = 'table' THEN
+        IF r.object_type = 'table' THEN
             rels := rels || r.objid;
         ELSIF r.object_type = 'trigger' THEN
             rels := rels || (SELECT t.tgrelid FROM pg_catalog.pg_trigger t WHERE t.oid = r.objid);

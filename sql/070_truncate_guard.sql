@@ -18,8 +18,17 @@ BEGIN
                    WHERE c.xid = pgguard.current_xid() AND c.relid = rel) THEN
         RETURN NULL;
     END IF;
-    PERFORM pgguard.check_override('truncate', ARRAY[schema_name || '.' || table_name],
-                                   'TRUNCATE TABLE');
+    -- TRUNCATE of a parent fires each partition's (child's) own trigger: a token for any
+    -- ancestor covers it, as it covers partitions dropped with their parent
+    PERFORM pgguard.check_override('truncate', ARRAY[pgguard.ident_path(schema_name, table_name)],
+        'TRUNCATE TABLE', NULL,
+        ARRAY(WITH RECURSIVE up(relid) AS (
+                  SELECT i.inhparent FROM pg_catalog.pg_inherits i WHERE i.inhrelid = rel
+                  UNION
+                  SELECT i.inhparent FROM pg_catalog.pg_inherits i JOIN up ON i.inhrelid = up.relid)
+              SELECT pgguard.ident_path(n.nspname, c.relname)
+                FROM up JOIN pg_catalog.pg_class c ON c.oid = up.relid
+                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace));
     RETURN NULL;
 END
 $$;

@@ -16,9 +16,18 @@ BEGIN
         EXECUTE pg_catalog.format('ALTER TABLE %s OWNER TO pgguard_owner', r.t);
         EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM PUBLIC', r.t);
     END LOOP;
+    -- whatever anyone granted by hand goes; the GRANTs below put back what is needed
+    FOR r IN SELECT DISTINCT c.oid::regclass AS t, a.grantee::regrole AS who
+               FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+              WHERE c.relnamespace = 'pgguard'::regnamespace AND a.grantee <> 0
+                AND a.grantee <> c.relowner LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM %s', r.t, r.who);
+    END LOOP;
 END
 $$;
 
+ALTER SEQUENCE pgguard.refusal_seq OWNER TO pgguard_owner;
+REVOKE ALL ON SEQUENCE pgguard.refusal_seq FROM PUBLIC;
 ALTER SCHEMA pgguard OWNER TO pgguard_owner;
 REVOKE ALL ON SCHEMA pgguard FROM PUBLIC;
 GRANT USAGE ON SCHEMA pgguard TO PUBLIC;
@@ -26,7 +35,7 @@ GRANT USAGE ON SCHEMA pgguard TO PUBLIC;
 -- readable by anyone: what status and the guards need; nothing secret
 GRANT SELECT ON pgguard.installation, pgguard.settings, pgguard.keys TO PUBLIC;
 GRANT SELECT ON pgguard.alembic_version TO PUBLIC;
-GRANT SELECT ON pgguard.audit, pgguard.spent_tokens TO pgguard_auditor;
+GRANT SELECT ON pgguard.audit, pgguard.spent_tokens, pgguard.refusal_seq TO pgguard_auditor;
 
 -- Callable by any role. The invoker-rights ones (guards run as the table owner) can only attach
 -- or check guards; the definer-rights ones verify before they write and cannot be steered.

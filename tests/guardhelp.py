@@ -15,6 +15,7 @@ import functools
 import hashlib
 import json
 import secrets
+import shlex
 import time
 from collections.abc import Collection, Iterable
 from typing import Any
@@ -49,7 +50,7 @@ def refusal(conn: Conn, stmt: str) -> psycopg.errors.Diagnostic:
                 pytrace=False,
             )
         return e.diag
-    pytest.fail(f"{stmt!r} was NOT refused (it succeeded without a token)", pytrace=False)
+    pytest.fail(f"{stmt!r} was NOT refused: it succeeded", pytrace=False)
 
 
 def failure(conn: Conn, stmt: str) -> psycopg.Error:
@@ -84,14 +85,18 @@ def assert_refused(
     detail: str | None = NO_TOKEN,
     detail_prefix: str | tuple[str, ...] | None = None,
     hint_ops: Iterable[str] | None = None,
+    hint_objs: Iterable[str] | None = None,
 ) -> psycopg.errors.Diagnostic:
     """``stmt`` is refused by the guard for ``op``.
 
     ``obj`` is the object the message must name, or the set of objects any of which it may name
     first (PostgreSQL does not promise an order for several); ``more`` is the number of further
     objects (message suffix `` and N more``). ``detail`` is the exact DETAIL (None: not checked),
-    ``detail_prefix`` a prefix (or prefixes) it must have instead. ``hint_ops``: every op the HINT must list
-    (default: just ``op``).
+    ``detail_prefix`` a prefix (or a tuple of prefixes) it must have instead.
+    The HINT must be ``pgguard allow`` with exactly the ops ``hint_ops`` (default: ``op``) and
+    exactly the objects ``hint_objs`` (default: the one named when ``more`` is 0; all of ``obj``
+    when it lists ``more`` + 1; else at least the one named), and this database: the line that
+    approves this statement and nothing more.
     """
     diag = refusal(conn, stmt)
     allowed = _as_set(obj)
@@ -109,19 +114,42 @@ def assert_refused(
         assert (diag.message_detail or "").startswith(detail_prefix), diag.message_detail
     elif detail is not None:
         assert diag.message_detail == detail, diag.message_detail
-    hint = diag.message_hint or ""
-    db = conn.info.dbname
-    ops = sorted(set(hint_ops or [op]))
-    if not more and hint_ops is None:
-        assert hint == f"{HINT_PREFIX} --op {op} --object {first} --db {db}", hint
+    hint = parse_hint(diag.message_hint)
+    assert hint["db"] == [conn.info.dbname], hint
+    assert set(hint["op"]) == set(hint_ops or [op]), (stmt, hint)
+    if hint_objs is None and more and len(allowed) == more + 1:
+        hint_objs = allowed  # the caller listed every object the statement touches
+    if hint_objs is not None:
+        assert set(hint["object"]) == widen(hint_objs), (stmt, hint)
+    elif more == 0:
+        assert hint["object"] == [first], (stmt, hint)
     else:
-        assert hint.startswith(HINT_PREFIX + " "), hint
-        for o in ops:
-            assert f" --op {o} " in hint, (o, hint)
-        assert f" --object {first} " in hint or " --object public.* " in hint, hint
-        assert hint.endswith(f" --db {db}"), hint
+        assert first in hint["object"] or f"{first.split('.')[0]}.*" in hint["object"], hint
     assert_usable(conn)
     return diag
+
+
+REMOVES_GUARD = "this statement would remove the guard itself"
+
+
+def parse_hint(hint: str | None) -> dict[str, list[str]]:
+    """``to approve it, run: pgguard allow --op X --object Y --db Z`` -> its option values."""
+    assert hint and hint.startswith(HINT_PREFIX + " "), hint
+    words = shlex.split(hint[len(HINT_PREFIX) :])
+    if "--" in words:  # `pgguard allow … -- pgguard uninstall`: the command to run with it
+        words = words[: words.index("--")]
+    opts: dict[str, list[str]] = {"op": [], "object": [], "db": []}
+    assert len(words) % 2 == 0, hint
+    for flag, value in zip(words[::2], words[1::2], strict=True):
+        assert flag.startswith("--") and flag[2:] in opts, (flag, hint)
+        opts[flag[2:]].append(value)
+    return opts
+
+
+def widen(objs: Iterable[str]) -> set[str]:
+    """The HINT's objects: as given up to five, else ``schema.*`` per schema."""
+    objs = set(objs)
+    return objs if len(objs) <= 5 else {f"{o.split('.')[0]}.*" for o in objs}
 
 
 def assert_uninstall_refused(
@@ -134,9 +162,14 @@ def assert_uninstall_refused(
     if mentions is not None:
         assert mentions in msg, (mentions, msg)
     assert diag.constraint_name == "op=uninstall", (diag.constraint_name, msg)
-    assert (diag.message_hint or "").startswith(HINT_PREFIX + " "), diag.message_hint
-    assert " --op uninstall " in (diag.message_hint or ""), diag.message_hint
-    assert diag.message_detail == NO_TOKEN, diag.message_detail
+    hint = parse_hint(diag.message_hint)
+    assert "uninstall" in hint["op"], hint
+    assert hint["db"] == [conn.info.dbname], hint
+    if diag.message_detail == REMOVES_GUARD:
+        # dropping pgguard's own objects: no token can approve it, only `pgguard uninstall`
+        assert diag.message_hint.endswith(" -- pgguard uninstall"), diag.message_hint
+    else:
+        assert diag.message_detail == NO_TOKEN, diag.message_detail
     assert_usable(conn)
     return diag
 
@@ -238,12 +271,14 @@ def snapshot(conn: Conn) -> dict[str, Any]:
                (SELECT array_agg(p.oid::regprocedure::text || ':' || md5(p.prosrc)
                                  || ':' || p.proowner::regrole::text || ':' || p.prosecdef::text
                                  ORDER BY 1)
-                  FROM pg_proc p WHERE p.pronamespace = 'pgguard'::regnamespace),
+                  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                 WHERE n.nspname IN ('pgguard', 'pgguard_sentinel')),
                (SELECT array_agg(c.relname::text || ':' || c.relowner::regrole::text
                                  || ':' || coalesce(c.relacl::text, '') ORDER BY 1)
                   FROM pg_class c WHERE c.relnamespace = 'pgguard'::regnamespace),
-               (SELECT nspowner::regrole::text || ':' || coalesce(nspacl::text, '')
-                  FROM pg_namespace WHERE nspname = 'pgguard')
+               (SELECT array_agg(nspname || ':' || nspowner::regrole::text || ':'
+                                 || coalesce(nspacl::text, '') ORDER BY 1)
+                  FROM pg_namespace WHERE nspname IN ('pgguard', 'pgguard_sentinel'))
         """
     ).fetchone()
     return snap

@@ -196,6 +196,7 @@ def test_cli_audit_json_shows_both(
     assert data["sources"] == {
         "pgguard.audit": "read",
         "server log": f"read {pg_server.log_path}",
+        "refusal counter": "1 refusal(s) since install",
     }
     entries = data["entries"]
     overrides = [e for e in entries if e["kind"] == "override"]
@@ -275,17 +276,21 @@ def test_cli_audit_needs_pgguard_auditor(
     assert "public.x" in human.stdout
 
 
-def test_a_session_cannot_forge_a_refusal_line(
-    pg_server: Any, app: tuple[Conn, Any], guarded_db_name: str
+def test_a_forged_refusal_line_is_flagged(
+    pg_server: Any, app: tuple[Conn, Any], guarded_admin: Conn, guarded_db_name: str
 ) -> None:
-    """Any role can RAISE LOG any text. A line it writes must not show up in the audit as a
-    refusal, least of all one attributed to another user."""
+    """Any role can RAISE LOG any text. A line it writes must not pass for the guard's own:
+    without a drawn sequence number, or reusing one, it is shown as suspect."""
     if pg_server.log_path is None:
         pytest.skip("the server log is only readable for a local cluster")
     conn, role = app
     offset = pg_server.log_path.stat().st_size
-    fake = json.dumps(
-        {
+    refused(conn, "DROP TABLE app.t")  # a real refusal draws seq n
+    real = wait_for_refusals(pg_server.log_path, offset, guarded_db_name)
+    assert len(real) == 1 and real[0].seq is not None
+
+    def forge(**extra: Any) -> None:
+        fake = {
             "at": dt.datetime.now(dt.timezone.utc).isoformat(),
             "db": guarded_db_name,
             "op": "drop_table",
@@ -293,15 +298,29 @@ def test_a_session_cannot_forge_a_refusal_line(
             "command_tag": "DROP TABLE",
             "session_user": "postgres",
             "detail": "forged",
+            **extra,
         }
-    )
-    conn.execute(
-        sql.SQL("DO $$ BEGIN RAISE LOG 'pgguard-refusal: %', {}; END $$").format(sql.Literal(fake))
-    )
-    refused(conn, "DROP TABLE app.t")  # one real refusal, so the log has been written
-    found = wait_for_refusals(pg_server.log_path, offset, guarded_db_name)
-    time.sleep(0.2)
-    found = wait_for_refusals(pg_server.log_path, offset, guarded_db_name)
-    assert [(e.object, e.session_user) for e in found] == [("app.t", role.name)], [
-        (e.object, e.session_user, e.detail) for e in found
+        conn.execute(
+            sql.SQL("DO $$ BEGIN RAISE LOG 'pgguard-refusal: %', {}; END $$").format(
+                sql.Literal(json.dumps(fake))
+            )
+        )
+
+    forge()  # no sequence number at all
+    forge(seq=10_000)  # a number the server never drew
+    forge(seq=real[0].seq)  # a copy of a real line's number
+    wait_for_refusals(pg_server.log_path, offset, guarded_db_name, n=4)
+    report = read_audit(guarded_admin, since=dt.timedelta(hours=1), log_file=pg_server.log_path)
+    mine = [e for e in report.entries if e.kind == "refusal" and e.at >= real[0].at]
+    forged = [e for e in mine if e.object == "public.payroll"]
+    assert len(forged) == 3
+    assert [e.suspect for e in forged] == [
+        "no sequence number: not written by pgguard",
+        "sequence number 10000 was never drawn (the counter is at %d)" % real[0].seq,
+        "sequence number %d appears on more than one line" % real[0].seq,
     ]
+    # the copied number casts doubt on the real line too: the reader cannot tell which is which
+    genuine = [e for e in mine if e.object == "app.t"]
+    assert genuine[0].suspect == "sequence number %d appears on more than one line" % real[0].seq
+    assert "line(s) suspect" in report.sources["server log"]
+    assert report.sources["refusal counter"] == f"{real[0].seq} refusal(s) since install"

@@ -13,8 +13,14 @@ from guardhelp import (
     assert_guarded,
     assert_intact,
     assert_refused,
+    claims,
     count,
     make_table,
+    payload_of,
+    private_key,
+    register_key,
+    set_token,
+    sign,
     snapshot,
 )
 
@@ -220,6 +226,7 @@ def test_drop_composite_type_cascade_drops_column_and_table(
         op="drop_table",
         obj="public.tt",
         hint_ops=["drop_table", "drop_column"],
+        hint_objs=["public.tt", "public.t.p"],
     )
     assert_intact(guarded_admin, before)
 
@@ -447,6 +454,7 @@ def test_drop_table_of_the_row_type_of_another_table(actor: Conn, guarded_admin:
         op="drop_table",
         obj="public.rowtype",
         hint_ops=["drop_table", "drop_column"],
+        hint_objs=["public.rowtype", "public.t.r"],
     )
     assert_intact(guarded_admin, before)
 
@@ -570,3 +578,44 @@ def test_unrelated_drop_in_same_statement_is_refused_whole(
         actor.execute("DROP VIEW public.v; DROP TABLE public.t")
     assert_intact(guarded_admin, before)
     assert actor.execute("SELECT count(*) FROM public.v").fetchone() == (1,)
+
+
+# --- a token's scope cannot be stretched by re-parenting -------------------------------------
+
+
+def test_token_for_one_table_cannot_drop_another_attached_under_it(
+    actor: Conn, guarded_admin: Conn
+) -> None:
+    """A token approving DROP of public.staging covers its partitions, not a protected table
+    the session attaches as a partition just before."""
+    make_table(actor, "public.customers")
+    actor.execute("CREATE TABLE public.staging (id int, c int, d text) PARTITION BY RANGE (id)")
+    key = private_key(0)
+    kid = register_key(guarded_admin, key)
+    token = sign(
+        key,
+        kid,
+        payload_of(claims(ops=["drop_table"], obj=["public.staging"], db=actor.info.dbname)),
+    )
+    set_token(actor, token)
+    before = snapshot(guarded_admin)
+    actor.execute("BEGIN")
+    actor.execute(
+        "ALTER TABLE public.staging ATTACH PARTITION public.customers FOR VALUES FROM (0) TO (1000)"
+    )
+    try:
+        actor.execute("DROP TABLE public.staging")
+    except psycopg.Error as e:
+        assert e.sqlstate == "PGG01", e
+        assert "public.customers" in (e.diag.message_primary or ""), e
+    else:
+        pytest.fail(
+            "DROP TABLE public.staging with a token for public.staging only also dropped"
+            " public.customers, attached under it in the same transaction",
+            pytrace=False,
+        )
+    finally:
+        actor.execute("ROLLBACK")
+        actor.execute("RESET pgguard.token")
+    assert_intact(guarded_admin, before)
+    actor.execute("DROP TABLE public.staging")  # nothing under it: the token is good

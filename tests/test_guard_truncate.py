@@ -13,9 +13,15 @@ from guardhelp import (
     assert_guarded,
     assert_intact,
     assert_refused,
+    claims,
     count,
     guard_state,
     make_table,
+    payload_of,
+    private_key,
+    register_key,
+    set_token,
+    sign,
     snapshot,
 )
 
@@ -89,7 +95,22 @@ def test_truncate_several_tables_at_once(actor: Conn, guarded_admin: Conn) -> No
         "TRUNCATE public.a, public.b, public.c",
         op="truncate",
         obj={"public.a", "public.b", "public.c"},
+        hint_objs={"public.a", "public.b", "public.c"},
     )
+    assert_intact(guarded_admin, before)
+
+
+def test_truncate_hint_names_only_this_statements_tables(actor: Conn, guarded_admin: Conn) -> None:
+    """The HINT approves this statement and nothing more: tables merely locked earlier in the
+    same transaction (by unrelated DDL) are not part of it."""
+    make_table(actor, "public.t")
+    make_table(actor, "public.u")
+    before = snapshot(guarded_admin)
+    actor.execute("BEGIN")
+    actor.execute("ALTER TABLE public.u ADD COLUMN z int")  # ACCESS EXCLUSIVE on u
+    actor.execute("LOCK TABLE public.u IN ACCESS EXCLUSIVE MODE")
+    assert_refused(actor, "TRUNCATE public.t", op="truncate", obj="public.t")
+    actor.execute("ROLLBACK")
     assert_intact(guarded_admin, before)
 
 
@@ -115,6 +136,7 @@ def test_truncate_cascade_to_referencing_table(actor: Conn, guarded_admin: Conn)
         "TRUNCATE public.parent CASCADE",
         op="truncate",
         obj={"public.parent", "public.child"},
+        hint_objs={"public.parent", "public.child"},
     )
     assert_intact(guarded_admin, before)
 
@@ -140,6 +162,7 @@ def test_truncate_cascade_reaches_old_table_from_fresh_one(
     [
         ("TRUNCATE public.p", {"public.p"}),
         ("TRUNCATE public.p CASCADE", {"public.p"}),
+        # the HINT names the parent only: a token for it covers its partitions
         ("TRUNCATE public.p1, public.p", {"public.p", "public.p1"}),
     ],
 )
@@ -148,7 +171,7 @@ def test_truncate_partitioned_parent(
 ) -> None:
     _partitioned(actor)
     before = snapshot(guarded_admin)
-    assert_refused(actor, stmt, op="truncate", obj=obj)
+    assert_refused(actor, stmt, op="truncate", obj=obj, hint_objs={"public.p"})
     assert_intact(guarded_admin, before)
     assert count(actor, "public.p") == 150
 
@@ -170,7 +193,11 @@ def test_truncate_partition_directly(actor: Conn, guarded_admin: Conn) -> None:
     before = snapshot(guarded_admin)
     assert_refused(actor, "TRUNCATE public.p2", op="truncate", obj="public.p2")
     assert_refused(
-        actor, "TRUNCATE public.p1, public.p2", op="truncate", obj={"public.p1", "public.p2"}
+        actor,
+        "TRUNCATE public.p1, public.p2",
+        op="truncate",
+        obj={"public.p1", "public.p2"},
+        hint_objs={"public.p1", "public.p2"},
     )
     assert_intact(guarded_admin, before)
 
@@ -350,3 +377,51 @@ def test_any_ddl_heals_a_guardless_table(actor: Conn, guarded_admin: Conn) -> No
     _guardless_table(guarded_admin, actor.info.user, "CREATE TABLE public.n (id int, v text)")
     actor.execute("ALTER TABLE public.n ADD COLUMN w int")
     assert_guarded(actor, "public.n")
+
+
+# --- a token's scope cannot be stretched by re-parenting ---------------------------------------
+
+
+def _token_for(admin: Conn, dbname: str, ops: list[str], objs: list[str]) -> str:
+    key = private_key(0)
+    kid = register_key(admin, key)
+    return sign(key, kid, payload_of(claims(ops=ops, obj=objs, db=dbname)))
+
+
+@pytest.mark.parametrize("how", ["inherit", "attach_partition"])
+def test_token_for_one_table_cannot_empty_another_attached_under_it(
+    actor: Conn, guarded_admin: Conn, how: str
+) -> None:
+    """A token approving TRUNCATE of public.staging covers staging (and what was already under
+    it), not a protected table the session re-parents under staging just before."""
+    make_table(actor, "public.customers")
+    with actor.transaction():
+        if how == "inherit":
+            actor.execute("CREATE TABLE public.staging (id int, c int, d text)")
+        else:
+            actor.execute(
+                "CREATE TABLE public.staging (id int, c int, d text) PARTITION BY RANGE (id)"
+            )
+    token = _token_for(guarded_admin, actor.info.dbname, ["truncate"], ["public.staging"])
+    set_token(actor, token)
+    actor.execute("TRUNCATE public.staging")  # the control: the token itself is good
+    before = snapshot(guarded_admin)
+    actor.execute("BEGIN")
+    if how == "inherit":
+        actor.execute("ALTER TABLE public.customers INHERIT public.staging")
+    else:
+        actor.execute(
+            "ALTER TABLE public.staging ATTACH PARTITION public.customers"
+            " FOR VALUES FROM (0) TO (1000)"
+        )
+    assert_refused(
+        actor,
+        "TRUNCATE public.staging",
+        op="truncate",
+        obj="public.customers",
+        detail_prefix='the override token does not cover "public.customers"',
+        hint_objs={"public.customers", "public.staging"},
+    )
+    actor.execute("ROLLBACK")
+    actor.execute("RESET pgguard.token")
+    assert_intact(guarded_admin, before)

@@ -32,6 +32,8 @@ def test_healthy_json_shape_and_exit_0(guarded_admin: Conn, guarded_db_dsn: str)
     assert {t["name"]: (t["enabled"], t["ok"]) for t in data["event_triggers"]} == {
         "pgguard_sql_drop": ("always", True),
         "pgguard_ddl_end": ("always", True),
+        "pgguard_drop_check": ("always", True),
+        "pgguard_ddl_check": ("always", True),
     }
     assert data["problems"] == [] and data["install_complete"] is True
     for key in (
@@ -41,7 +43,7 @@ def test_healthy_json_shape_and_exit_0(guarded_admin: Conn, guarded_db_dsn: str)
         "keys_revoked",
         "excluded_schemas",
         "overrides_24h",
-        "refusals_24h",
+        "refusals_total",
         "database",
     ):
         assert key in data

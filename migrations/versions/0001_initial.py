@@ -89,6 +89,11 @@ def upgrade() -> None:
             PRIMARY KEY (xid, relid)
         );
 
+        -- one number per refusal, drawn even though the refused transaction rolls back
+        -- (sequences are not transactional): log lines carry it, so `pgguard audit` can tell
+        -- the guard's own lines from ones any session could RAISE LOG itself
+        CREATE SEQUENCE pgguard.refusal_seq;
+
         -- signatures already verified, so a statement touching 1,000 tables verifies once
         CREATE TABLE pgguard.verified_tokens (
             token_sha256 bytea PRIMARY KEY,
@@ -104,6 +109,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute(
         """
+        DROP SEQUENCE pgguard.refusal_seq;
         DROP TABLE pgguard.verified_tokens, pgguard.created_tables, pgguard.spent_tokens,
                    pgguard.audit, pgguard.keys, pgguard.settings, pgguard.installation;
         """

@@ -1,0 +1,95 @@
+-- The sentinel: event triggers whose functions live outside schema pgguard and belong to the
+-- installing superuser. On sql_drop it refuses DROP SCHEMA pgguard CASCADE, DROP FUNCTION
+-- pgguard.on_sql_drop() CASCADE, DROP OWNED BY pgguard_owner - which take the main guard's own
+-- event triggers with them. On ddl_command_end it refuses any change to pgguard's objects
+-- (CREATE OR REPLACE FUNCTION, ALTER ..., a trigger or index on its tables): a replaced
+-- function of the main guard would already be the one running. Self-contained on purpose;
+-- the main ddl_command_end guard watches the sentinel in turn. `pgguard uninstall` drops the
+-- event triggers before anything else.
+
+CREATE SCHEMA IF NOT EXISTS pgguard_sentinel;
+REVOKE ALL ON SCHEMA pgguard_sentinel FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION pgguard_sentinel.on_sql_drop() RETURNS event_trigger
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    victim text;
+BEGIN
+    -- While the main guard survives this statement, it decides (and may accept a token).
+    IF pg_catalog.to_regprocedure('pgguard.on_sql_drop()') IS NOT NULL
+       AND EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger e
+                    WHERE e.evtname = 'pgguard_sql_drop' AND e.evtenabled = 'A') THEN
+        RETURN;
+    END IF;
+    SELECT d.object_identity INTO victim
+      FROM pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.schema_name IN ('pgguard', 'pgguard_sentinel')
+        OR (d.object_type = 'schema' AND d.object_identity IN ('pgguard', 'pgguard_sentinel'))
+     LIMIT 1;
+    IF victim IS NOT NULL THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'PGG01',
+            MESSAGE = pg_catalog.format('pgguard: refusing to drop pgguard''s own object %s',
+                                        victim),
+            DETAIL = 'this statement would remove the guard itself',
+            HINT = 'to approve it, run: pgguard allow --op uninstall --object pgguard --db '
+                   || pg_catalog.quote_ident(pg_catalog.current_database())
+                   || ' -- pgguard uninstall',
+            CONSTRAINT = 'op=uninstall';
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION pgguard_sentinel.on_sql_drop() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION pgguard_sentinel.on_ddl_end() RETURNS event_trigger
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    owner oid := pg_catalog.to_regrole('pgguard_owner');
+    victim text;
+BEGIN
+    -- pgguard's objects by schema, and by owner (an object moved out, a renamed schema), and
+    -- what hangs on its tables (triggers, policies, rules); inline: nothing here is replaceable
+    -- except this function, which the main guard watches
+    SELECT d.object_identity INTO victim
+      FROM pg_catalog.pg_event_trigger_ddl_commands() d
+     WHERE d.schema_name IN ('pgguard', 'pgguard_sentinel')
+        OR (d.object_type = 'schema' AND d.object_identity IN ('pgguard', 'pgguard_sentinel'))
+        OR (d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND EXISTS (
+                SELECT 1 FROM pg_catalog.pg_proc p WHERE p.oid = d.objid
+                   AND (p.proowner = owner OR p.oid IN (SELECT e.evtfoid
+                        FROM pg_catalog.pg_event_trigger e WHERE e.evtname LIKE 'pgguard\_%'))))
+        OR (d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND EXISTS (
+                SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = d.objid AND c.relowner = owner))
+        OR (d.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass AND EXISTS (
+                SELECT 1 FROM pg_catalog.pg_namespace n WHERE n.oid = d.objid
+                   AND (n.nspowner = owner OR n.nspname = 'pgguard_sentinel')))
+        OR (d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND EXISTS (
+                SELECT 1 FROM pg_catalog.pg_type t WHERE t.oid = d.objid AND t.typowner = owner))
+        OR (d.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass AND EXISTS (
+                SELECT 1 FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c
+                    ON c.oid = t.tgrelid WHERE t.oid = d.objid AND c.relowner = owner))
+        OR (d.classid = 'pg_catalog.pg_policy'::pg_catalog.regclass AND EXISTS (
+                SELECT 1 FROM pg_catalog.pg_policy p JOIN pg_catalog.pg_class c
+                    ON c.oid = p.polrelid WHERE p.oid = d.objid AND c.relowner = owner))
+        OR (d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND EXISTS (
+                SELECT 1 FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class c
+                    ON c.oid = r.ev_class WHERE r.oid = d.objid AND c.relowner = owner))
+     LIMIT 1;
+    IF victim IS NOT NULL THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'PGG01',
+            MESSAGE = pg_catalog.format('pgguard: refusing to change pgguard''s own object %s',
+                                        victim),
+            DETAIL = 'this statement would remove the guard itself',
+            HINT = 'to approve it, run: pgguard allow --op uninstall --object pgguard --db '
+                   || pg_catalog.quote_ident(pg_catalog.current_database())
+                   || ' -- pgguard uninstall',
+            CONSTRAINT = 'op=uninstall';
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION pgguard_sentinel.on_ddl_end() FROM PUBLIC;
