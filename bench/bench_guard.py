@@ -23,7 +23,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from pgguard import keys, keystore
+from pgguard import keys
 from pgguard.installer import install
 from pgguard.token import issue_token
 
@@ -99,9 +99,10 @@ def main() -> None:
     n = args.tables
     results: list[tuple[str, float, float]] = []
     install_rows: list[tuple[str, float]] = []
-    with server(args.dsn, args.pg) as admin_dsn, psycopg.connect(
-        admin_dsn, autocommit=True
-    ) as admin:
+    with (
+        server(args.dsn, args.pg) as admin_dsn,
+        psycopg.connect(admin_dsn, autocommit=True) as admin,
+    ):
         version = admin.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
         made: list[str] = []
         try:
@@ -118,8 +119,12 @@ def main() -> None:
 
             results.append(
                 bench_pair(
-                    f"DROP SCHEMA … CASCADE, {n} tables (token)", plain, guarded, fresh_schema,
-                    lambda c: c.execute("DROP SCHEMA bench CASCADE") and None, args.repeat,
+                    f"DROP SCHEMA … CASCADE, {n} tables (token)",
+                    plain,
+                    guarded,
+                    fresh_schema,
+                    lambda c: c.execute("DROP SCHEMA bench CASCADE") and None,
+                    args.repeat,
                 )
             )
 
@@ -129,7 +134,10 @@ def main() -> None:
             truncate_all = "TRUNCATE " + ", ".join(f"bench.t{i}" for i in range(1, n + 1))
             results.append(
                 bench_pair(
-                    f"TRUNCATE {n} tables in one statement (token)", plain, guarded, filled,
+                    f"TRUNCATE {n} tables in one statement (token)",
+                    plain,
+                    guarded,
+                    filled,
                     lambda c: c.execute(truncate_all) and None,  # type: ignore[arg-type]
                     args.repeat,
                 )
@@ -141,20 +149,30 @@ def main() -> None:
 
             results.append(
                 bench_pair(
-                    f"CREATE TABLE × {m} (guard attached to each)", plain, guarded, no_schema,
-                    lambda c: make_tables(c, m, "mk", per_txn=m), args.repeat,
+                    f"CREATE TABLE × {m} (guard attached to each)",
+                    plain,
+                    guarded,
+                    no_schema,
+                    lambda c: make_tables(c, m, "mk", per_txn=m),
+                    args.repeat,
                 )
             )
             results.append(
                 bench_pair(
-                    "CREATE INDEX + DROP INDEX × 200 (other DDL)", plain, guarded,
-                    lambda c: c.execute(
-                        "DROP TABLE IF EXISTS ix; CREATE TABLE ix (a int, b int)"
-                    ) and None,
-                    lambda c: c.execute(
-                        "DO $$ BEGIN FOR i IN 1..200 LOOP CREATE INDEX ix_a ON ix (a);"
-                        " DROP INDEX ix_a; END LOOP; END $$"
-                    ) and None,
+                    "CREATE INDEX + DROP INDEX × 200 (other DDL)",
+                    plain,
+                    guarded,
+                    lambda c: (
+                        c.execute("DROP TABLE IF EXISTS ix; CREATE TABLE ix (a int, b int)")
+                        and None
+                    ),
+                    lambda c: (
+                        c.execute(
+                            "DO $$ BEGIN FOR i IN 1..200 LOOP CREATE INDEX ix_a ON ix (a);"
+                            " DROP INDEX ix_a; END LOOP; END $$"
+                        )
+                        and None
+                    ),
                     args.repeat,
                 )
             )

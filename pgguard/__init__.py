@@ -17,8 +17,8 @@ from . import errors
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from .installer import InstallReport
     from .health import Status
+    from .installer import InstallReport
 
 __all__ = [
     "__version__",
@@ -32,7 +32,10 @@ __all__ = [
 
 
 def install(conn: Any, **kwargs: Any) -> InstallReport:
-    """Install or upgrade pgguard in the connected database (see :func:`pgguard.installer.install`)."""
+    """Install or upgrade pgguard in the connected database.
+
+    See :func:`pgguard.installer.install`.
+    """
     from .installer import install as _install
 
     return _install(conn, **kwargs)

@@ -90,7 +90,24 @@ def read_audit(
             f'role "{conn.info.user}" may not read the audit trail',
             hint="grant it membership: GRANT pgguard_auditor TO <role>",
         ) from e
-    entries.extend(AuditEntry(*r, source="pgguard.audit") for r in rows)
+    entries.extend(
+        AuditEntry(
+            at=r[0],
+            kind=r[1],
+            op=r[2],
+            object=r[3],
+            command_tag=r[4],
+            session_user=r[5],
+            application_name=r[6],
+            client_addr=r[7],
+            jti=r[8],
+            sub=r[9],
+            why=r[10],
+            detail=r[11],
+            source="pgguard.audit",
+        )  # fmt: skip
+        for r in rows
+    )
     sources["pgguard.audit"] = "read"
 
     db = conn.info.dbname

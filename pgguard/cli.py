@@ -273,9 +273,7 @@ def uninstall(dsn: str | None, token: str | None, yes: bool) -> None:
         report = do_uninstall(conn, token=token, force=yes, progress=progress)
     err.print(f"pgguard removed ({report.guards_removed} TRUNCATE guard(s), {report.seconds:.1f}s)")
     if report.roles_kept:
-        err.print(
-            f"kept role(s) {', '.join(report.roles_kept)}: other databases still use them"
-        )
+        err.print(f"kept role(s) {', '.join(report.roles_kept)}: other databases still use them")
 
 
 # --- tokens ---------------------------------------------------------------------------------
@@ -486,11 +484,11 @@ def audit(dsn: str | None, since: str, log_file: Path | None, as_json: bool) -> 
     from .audit import read_audit
 
     with _connection(dsn) as conn:
-        report = read_audit(conn, since=dt.timedelta(seconds=parse_duration(since)), log_file=log_file)
-    if as_json:
-        _emit_json(
-            {"entries": [e.to_json() for e in report.entries], "sources": report.sources}
+        report = read_audit(
+            conn, since=dt.timedelta(seconds=parse_duration(since)), log_file=log_file
         )
+    if as_json:
+        _emit_json({"entries": [e.to_json() for e in report.entries], "sources": report.sources})
         return
     table = Table("at", "kind", "op", "object", "user", "jti", "sub", "why / detail")
     for e in report.entries:

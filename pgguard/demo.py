@@ -21,8 +21,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from . import keys as keymod
 from .connect import connect, resolve_dsn
 from .errors import GuardRefused, PgguardError
-from .installer import install
 from .health import status
+from .installer import install
 from .token import issue_token
 
 Say = Callable[[str], None]
@@ -85,7 +85,9 @@ def _story(db_dsn: str, app_dsn: str, app: str, say: Say, cluster: Any) -> int:
         say(f"\n[bold]1. an approver key[/] (kid {keymod.kid(key)}) stays with the approver")
 
         with connect(db_dsn) as admin:
-            admin.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(app)))
+            admin.execute(
+                sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(app))
+            )
         with connect(app_dsn) as conn:
             conn.execute(
                 "CREATE TABLE tenants (id int PRIMARY KEY, name text, legacy_flag bool);"
@@ -121,11 +123,17 @@ def _story(db_dsn: str, app_dsn: str, app: str, say: Say, cluster: Any) -> int:
             n = conn.execute("SELECT count(*) FROM tenants").fetchone()
             say(f"   tenants still holds {n[0] if n else '?'} rows")
 
-        say("\n[bold]4. an approved change[/]: pgguard allow --op drop_column "
-            "--object public.tenants.legacy_flag --once --ttl 10m")
+        say(
+            "\n[bold]4. an approved change[/]: pgguard allow --op drop_column "
+            "--object public.tenants.legacy_flag --once --ttl 10m"
+        )
         token = issue_token(
-            key, ttl=600, ops=["drop_column"], objects=["public.tenants.legacy_flag"],
-            once=True, reason="demo: remove the legacy flag",
+            key,
+            ttl=600,
+            ops=["drop_column"],
+            objects=["public.tenants.legacy_flag"],
+            once=True,
+            reason="demo: remove the legacy flag",
         )
         with connect(app_dsn) as conn:
             conn.execute(sql.SQL("SET pgguard.token = {}").format(sql.Literal(token)))
@@ -135,7 +143,9 @@ def _story(db_dsn: str, app_dsn: str, app: str, say: Say, cluster: Any) -> int:
             failures += not _expect_refusal(conn, "DROP TABLE orders", say)
             conn.execute("ALTER TABLE tenants ADD COLUMN legacy_flag bool")
             say("   and replayed for the very same change:")
-            failures += not _expect_refusal(conn, "ALTER TABLE tenants DROP COLUMN legacy_flag", say)
+            failures += not _expect_refusal(
+                conn, "ALTER TABLE tenants DROP COLUMN legacy_flag", say
+            )
 
         say("\n[bold]5. pgguard status[/]")
         with connect(db_dsn) as admin:

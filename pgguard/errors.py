@@ -166,7 +166,7 @@ class TokenAlreadyUsed(TokenError):
 # --- refusals raised by the server ----------------------------------------------------------
 
 _MESSAGE_RE = re.compile(
-    r'^pgguard: refusing to (?P<verb>drop table|drop column|truncate table|truncate|uninstall'
+    r"^pgguard: refusing to (?P<verb>drop table|drop column|truncate table|truncate|uninstall"
     r'|alter|drop|disable|replace|rename)\S* ?"?(?P<obj>[^"]*)"?'
 )
 _OP_BY_VERB = {

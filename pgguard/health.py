@@ -145,8 +145,7 @@ def status(conn: psycopg.Connection[Any]) -> Status:
     ).fetchone()
     assert keys is not None
     activity = {
-        kind: n
-        for kind, n, _ in conn.execute("SELECT * FROM pgguard.recent_activity('24 hours')")
+        kind: n for kind, n, _ in conn.execute("SELECT * FROM pgguard.recent_activity('24 hours')")
     }
     total = conn.execute("SELECT pgguard.refusals_total()").fetchone()
     integrity = conn.execute(

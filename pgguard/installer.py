@@ -191,9 +191,7 @@ def _installed_state(conn: psycopg.Connection[Any], digest: str) -> tuple[str | 
     assert row is not None
     if not row[0]:
         return None, True
-    inst = conn.execute(
-        "SELECT package_version, sql_sha256 FROM pgguard.installation"
-    ).fetchone()
+    inst = conn.execute("SELECT package_version, sql_sha256 FROM pgguard.installation").fetchone()
     if inst is None:
         return None, True
     _refuse_newer(conn)
@@ -252,7 +250,9 @@ def _step1(
     # transaction, under the advisory lock.
     conn.autocommit = False
     engine = create_engine(
-        "postgresql+psycopg://", creator=lambda: conn, poolclass=StaticPool,
+        "postgresql+psycopg://",
+        creator=lambda: conn,
+        poolclass=StaticPool,
         pool_reset_on_return=None,
     )
     try:
@@ -287,7 +287,7 @@ def _step1(
                 )
             for path in resources.sql_files():
                 try:
-                    raw.execute(path.read_text())  # type: ignore[arg-type]
+                    raw.execute(path.read_text())
                 except psycopg.Error as e:
                     raise InstallError(f"applying {path.name} failed: {e}".strip()) from e
             _drop_guards_in_excluded(raw)
@@ -353,7 +353,8 @@ def _drop_guards_in_excluded(conn: psycopg.Connection[Any]) -> None:
         """
     ).fetchall()
     for (table,) in rows:
-        conn.execute(f"DROP TRIGGER pgguard_truncate_guard ON {table}")  # type: ignore[arg-type]
+        # `table` is a regclass rendering: already quoted where it must be
+        conn.execute(sql.SQL("DROP TRIGGER pgguard_truncate_guard ON {}").format(sql.SQL(table)))
 
 
 def _register_keys(conn: psycopg.Connection[Any], keys: list[Any]) -> tuple[str, ...]:
@@ -390,7 +391,9 @@ def _step2(
             batch = todo[start : start + batch_size]
             batches += 1
             with conn.transaction():
-                conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(lock_timeout)))
+                conn.execute(
+                    sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(lock_timeout))
+                )
                 rows = conn.execute(
                     "SELECT relid, outcome FROM pgguard.attach_guards(%s::oid[])", (batch,)
                 ).fetchall()

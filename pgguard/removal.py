@@ -54,7 +54,9 @@ def uninstall(
             conn.execute("SELECT pg_catalog.pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
             _authorize(conn, token, force, bool(superuser and superuser[0]))
             for name in EVENT_TRIGGERS:
-                conn.execute(sql.SQL("DROP EVENT TRIGGER IF EXISTS {}").format(sql.Identifier(name)))
+                conn.execute(
+                    sql.SQL("DROP EVENT TRIGGER IF EXISTS {}").format(sql.Identifier(name))
+                )
     except psycopg.errors.InsufficientPrivilege as e:
         raise PrivilegeError(
             "pgguard uninstall must run as the role that installed it (it drops event triggers)"
@@ -100,9 +102,7 @@ def uninstall(
 def _authorize(
     conn: psycopg.Connection[Any], token: str | None, force: bool, superuser: bool
 ) -> None:
-    live = conn.execute(
-        "SELECT count(*) FROM pgguard.keys WHERE revoked_at IS NULL"
-    ).fetchone()
+    live = conn.execute("SELECT count(*) FROM pgguard.keys WHERE revoked_at IS NULL").fetchone()
     if live and live[0]:
         if token:
             conn.execute("SELECT set_config('pgguard.token', %s, true)", (token,))

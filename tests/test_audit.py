@@ -314,13 +314,14 @@ def test_a_forged_refusal_line_is_flagged(
     mine = [e for e in report.entries if e.kind == "refusal" and e.at >= real[0].at]
     forged = [e for e in mine if e.object == "public.payroll"]
     assert len(forged) == 3
+    seq = real[0].seq
     assert [e.suspect for e in forged] == [
         "no sequence number: not written by pgguard",
-        "sequence number 10000 was never drawn (the counter is at %d)" % real[0].seq,
-        "sequence number %d appears on more than one line" % real[0].seq,
+        f"sequence number 10000 was never drawn (the counter is at {seq})",
+        f"sequence number {seq} appears on more than one line",
     ]
     # the copied number casts doubt on the real line too: the reader cannot tell which is which
     genuine = [e for e in mine if e.object == "app.t"]
-    assert genuine[0].suspect == "sequence number %d appears on more than one line" % real[0].seq
+    assert genuine[0].suspect == f"sequence number {seq} appears on more than one line"
     assert "line(s) suspect" in report.sources["server log"]
     assert report.sources["refusal counter"] == f"{real[0].seq} refusal(s) since install"

@@ -247,6 +247,36 @@ def test_alter_type_drop_attribute_cascade_drops_typed_table_column(
     assert_intact(guarded_admin, before)
 
 
+def test_drop_function_cascade_drops_generated_column(actor: Conn, guarded_admin: Conn) -> None:
+    actor.execute(
+        "CREATE FUNCTION public.twice(int) RETURNS int IMMUTABLE LANGUAGE sql AS 'SELECT $1 * 2'"
+    )
+    make_table(actor, "public.t", extra=", g int GENERATED ALWAYS AS (public.twice(id)) STORED")
+    before = snapshot(guarded_admin)
+    assert_refused(
+        actor, "DROP FUNCTION public.twice(int) CASCADE", op="drop_column", obj="public.t.g"
+    )
+    assert_intact(guarded_admin, before)
+
+
+def test_drop_collation_cascade_drops_column(actor: Conn, guarded_admin: Conn) -> None:
+    actor.execute('CREATE COLLATION public.mine FROM "C"')
+    make_table(actor, "public.t", extra=", name text COLLATE public.mine")
+    before = snapshot(guarded_admin)
+    assert_refused(
+        actor, "DROP COLLATION public.mine CASCADE", op="drop_column", obj="public.t.name"
+    )
+    assert_intact(guarded_admin, before)
+
+
+def test_drop_view_cascade_drops_column_of_its_row_type(actor: Conn, guarded_admin: Conn) -> None:
+    actor.execute("CREATE VIEW public.v AS SELECT 1 AS x")
+    make_table(actor, "public.t", extra=", r public.v")
+    before = snapshot(guarded_admin)
+    assert_refused(actor, "DROP VIEW public.v CASCADE", op="drop_column", obj="public.t.r")
+    assert_intact(guarded_admin, before)
+
+
 def _contrib_extension(conn: Conn) -> str:
     row = conn.execute(
         "SELECT name FROM pg_available_extensions WHERE name IN ('citext', 'hstore')"

@@ -14,8 +14,8 @@ import pytest
 
 from pgguard import localpg
 from pgguard.errors import NewerSchemaInstalled, PrivilegeError
-from pgguard.installer import EVENT_TRIGGERS, install
 from pgguard.health import status
+from pgguard.installer import EVENT_TRIGGERS, install
 
 Conn = psycopg.Connection[Any]
 
@@ -91,7 +91,8 @@ def test_fresh_install_creates_everything(pg_server: Any, admin: Conn) -> None:
     owners = {
         r[0]
         for r in admin.execute(
-            "SELECT proowner::regrole::text FROM pg_proc WHERE pronamespace = 'pgguard'::regnamespace"
+            "SELECT proowner::regrole::text FROM pg_proc"
+            " WHERE pronamespace = 'pgguard'::regnamespace"
             " UNION SELECT relowner::regrole::text FROM pg_class"
             " WHERE relnamespace = 'pgguard'::regnamespace"
             " UNION SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'pgguard'"

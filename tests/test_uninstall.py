@@ -9,8 +9,8 @@ import pytest
 
 from pgguard import keys, keystore
 from pgguard.errors import GuardRefused, UsageError
-from pgguard.token import issue_token
 from pgguard.removal import uninstall
+from pgguard.token import issue_token
 
 Conn = psycopg.Connection[Any]
 

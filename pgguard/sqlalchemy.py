@@ -1,0 +1,56 @@
+"""SQLAlchemy and Alembic: present an override token on every connection.
+
+``use_token(engine, token)`` makes each connection checked out of the engine's pool present
+``token`` (and stop presenting it once removed). For Alembic, one line in ``env.py`` after the
+connection is made::
+
+    pgguard.sqlalchemy.apply_env_token(connection)   # uses $PGGUARD_TOKEN when set
+
+which is what ``pgguard allow … -- alembic upgrade head`` sets (PGOPTIONS works as well).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, Engine
+
+_SET = "SELECT pg_catalog.set_config('pgguard.token', %s, false)"
+
+
+def use_token(engine: Engine, token: str | None) -> Callable[[], None]:
+    """Present ``token`` on every connection ``engine`` hands out; returns the undo function.
+
+    ``None`` or ``""`` presents no token. Connections already in the pool get the token at
+    their next checkout; undoing disposes the pool, so no connection keeps the token.
+    """
+
+    def on_checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute(_SET, (token or "",))
+        finally:
+            cur.close()
+
+    event.listen(engine, "checkout", on_checkout)
+
+    def undo() -> None:
+        event.remove(engine, "checkout", on_checkout)
+        # pooled connections still carry the token: replace them rather than trust a reset
+        engine.dispose()
+
+    return undo
+
+
+def apply_env_token(connection: Connection, env_var: str = "PGGUARD_TOKEN") -> bool:
+    """Present ``$PGGUARD_TOKEN`` on this connection (Alembic ``env.py``); True when set."""
+    token = os.environ.get(env_var)
+    if not token:
+        return False
+    connection.execute(
+        text("SELECT pg_catalog.set_config('pgguard.token', :t, false)"), {"t": token}
+    )
+    return True
