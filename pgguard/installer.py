@@ -291,6 +291,12 @@ def _step1(
                 except psycopg.Error as e:
                     raise InstallError(f"applying {path.name} failed: {e}".strip()) from e
             _drop_guards_in_excluded(raw)
+            # links made before pgguard watched them: a token for a parent covers them
+            raw.execute(
+                "INSERT INTO pgguard.attachments (relid, parent, attached_at)"
+                " SELECT inhrelid, inhparent, '-infinity' FROM pg_catalog.pg_inherits"
+                " ON CONFLICT DO NOTHING"
+            )
             raw.execute(
                 """
                 INSERT INTO pgguard.installation (package_version, sql_sha256)

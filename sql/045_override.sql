@@ -49,8 +49,9 @@ END
 $$;
 
 -- The guarded tables the running TRUNCATE will empty, as far as this backend's locks tell:
--- every table it holds ACCESS EXCLUSIVE on, with a guard, not exempt; a partition or child whose
--- parent is listed is left out (a token for the parent covers it). Falls back to `objs`.
+-- every table it holds ACCESS EXCLUSIVE on, with a guard, not exempt. A partition or child is
+-- left to its listed parent's token, unless this very transaction put it there: then it is
+-- named, so the approver sees it. Falls back to `objs`.
 CREATE OR REPLACE FUNCTION pgguard.truncate_statement_tables(objs text[]) RETURNS text[]
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pgguard, pg_temp
@@ -58,7 +59,7 @@ AS $$
 DECLARE
     found text[];
 BEGIN
-    WITH locked AS (
+    WITH RECURSIVE locked AS (
         SELECT c.oid, n.nspname, c.relname
           FROM pg_catalog.pg_locks l
           JOIN pg_catalog.pg_class c ON c.oid = l.relation
@@ -73,12 +74,32 @@ BEGIN
                         WHERE t.tgrelid = c.oid AND t.tgname = 'pgguard_truncate_guard')
            AND NOT EXISTS (SELECT 1 FROM pgguard.created_tables ct
                             WHERE ct.xid = pgguard.current_xid() AND ct.relid = c.oid)
+    ), named AS (
+        -- earlier statements of this transaction may hold such locks too (ALTER TABLE): keep
+        -- the tables the statement names, and what it reaches from them (children, CASCADE)
+        SELECT l.oid FROM locked l
+         WHERE pg_catalog.current_query() ~* ('\m' || pg_catalog.regexp_replace(
+                   l.relname, '([^[:alnum:]_])', '\\\1', 'g') || '\M')
+    ), reached(oid) AS (
+        SELECT named.oid FROM named
+        UNION
+        SELECT l.oid FROM locked l JOIN reached r
+            ON EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i
+                        WHERE i.inhrelid = l.oid AND i.inhparent = r.oid)
+            OR EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k
+                        WHERE k.contype = 'f' AND k.conrelid = l.oid AND k.confrelid = r.oid)
     )
     SELECT pg_catalog.array_agg(pgguard.ident_path(l.nspname, l.relname) ORDER BY 1)
       INTO found
       FROM locked l
-     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i
-                        JOIN locked p ON p.oid = i.inhparent WHERE i.inhrelid = l.oid);
+     WHERE (l.oid IN (SELECT reached.oid FROM reached)
+            OR NOT EXISTS (SELECT 1 FROM named))
+       AND NOT EXISTS (
+        SELECT 1 FROM pg_catalog.pg_inherits i JOIN locked p ON p.oid = i.inhparent
+         WHERE i.inhrelid = l.oid
+           AND NOT EXISTS (SELECT 1 FROM pgguard.attachments a
+                            WHERE a.relid = i.inhrelid AND a.parent = i.inhparent
+                              AND a.attached_at >= pg_catalog.now()));
     RETURN COALESCE(found, objs);
 END
 $$;

@@ -13,6 +13,11 @@ DECLARE
     excluded text[];
     tables_direct text[];
     tables_dependent text[];
+    dependent_oids oid[];
+    late text[];
+    hint_extra text[] := '{}';
+    claims jsonb;
+    issued timestamptz;
     cols text[];
     guards text[];
     own text[];
@@ -48,7 +53,9 @@ BEGIN
     ), t AS (
         SELECT d.*,
                pgguard.ident_path(d.address_names[1], d.address_names[2]) AS tbl,
-               (d.schema_name = ANY (excluded)) AS is_excluded,
+               -- PG 14 leaves schema_name NULL for triggers: address_names has it for all three
+               COALESCE(d.address_names[1] = ANY (excluded), false) AS is_excluded,
+               COALESCE(d.address_names[1] = 'pgguard', false) AS is_own,
                EXISTS (SELECT 1 FROM pgguard.created_tables c
                         WHERE c.xid = v_xid AND c.relid = d.objid
                           AND d.object_type IN ('table', 'table column')) AS fresh
@@ -57,15 +64,18 @@ BEGIN
     SELECT
         pg_catalog.array_agg(t.tbl) FILTER (
             WHERE t.object_type = 'table' AND (t.original OR t.normal)
-              AND NOT t.fresh AND NOT t.is_excluded AND t.schema_name <> 'pgguard'),
+              AND NOT t.fresh AND NOT t.is_excluded AND NOT t.is_own),
         pg_catalog.array_agg(t.tbl) FILTER (
             WHERE t.object_type = 'table' AND NOT t.original AND NOT t.normal
-              AND NOT t.fresh AND NOT t.is_excluded AND t.schema_name <> 'pgguard'),
+              AND NOT t.fresh AND NOT t.is_excluded AND NOT t.is_own),
+        pg_catalog.array_agg(t.objid) FILTER (
+            WHERE t.object_type = 'table' AND NOT t.original AND NOT t.normal
+              AND NOT t.fresh AND NOT t.is_excluded AND NOT t.is_own),
         pg_catalog.array_agg(
             pgguard.ident_path(t.address_names[1], t.address_names[2], t.address_names[3])
         ) FILTER (
             WHERE t.object_type = 'table column'
-              AND NOT t.fresh AND NOT t.is_excluded AND t.schema_name <> 'pgguard'),
+              AND NOT t.fresh AND NOT t.is_excluded AND NOT t.is_own),
         -- a guard dropped with its table is judged as the table; alone, it is an uninstall
         pg_catalog.array_agg(t.tbl) FILTER (
             WHERE t.object_type = 'trigger' AND t.address_names[3] = 'pgguard_truncate_guard'
@@ -73,12 +83,31 @@ BEGIN
               -- even on a table made in this transaction: it would leave it unguarded
               AND NOT EXISTS (SELECT 1 FROM t t2
                                WHERE t2.object_type = 'table' AND t2.tbl = t.tbl))
-      INTO tables_direct, tables_dependent, cols, guards
+      INTO tables_direct, tables_dependent, dependent_oids, cols, guards
       FROM t;
 
     IF guards IS NULL AND tables_direct IS NULL AND tables_dependent IS NULL
        AND cols IS NULL THEN
         RETURN;
+    END IF;
+
+    IF tables_dependent IS NOT NULL THEN
+        -- Partitions dropped with their parent are covered by a token for the parent, if they
+        -- were under it when the token was issued: one attached since must be named itself.
+        claims := (pgguard.presented_token()).claims;
+        issued := pg_catalog.to_timestamp((claims ->> 'iat')::double precision);
+        -- (no valid token: it is refused anyway, and the HINT is for a token issued now)
+        SELECT pg_catalog.array_agg(x.tbl) FILTER (
+                   WHERE issued IS NOT NULL AND pgguard.link_after(x.oid, NULL, issued)),
+               pg_catalog.array_agg(x.tbl) FILTER (
+                   WHERE issued IS NULL OR NOT pgguard.link_after(x.oid, NULL, issued))
+          INTO late, tables_dependent
+          FROM unnest(tables_dependent, dependent_oids) AS x(tbl, oid);  -- (multi-array form: unqualified)
+        -- attached by this very transaction: named in the HINT, so the approver sees them
+        hint_extra := ARRAY(
+            SELECT x.tbl FROM unnest(tables_dependent, dependent_oids) AS x(tbl, oid)
+             WHERE EXISTS (SELECT 1 FROM pgguard.attachments a
+                            WHERE a.relid = x.oid AND a.attached_at >= pg_catalog.now()));
     END IF;
 
     hint := pgguard.allow_hint(
@@ -88,6 +117,7 @@ BEGIN
             ('drop_column', cols IS NOT NULL)) v(x, present) WHERE present),
         COALESCE(guards, '{}') || COALESCE(tables_direct, '{}')
             || COALESCE(CASE WHEN tables_direct IS NULL THEN tables_dependent END, '{}')
+            || COALESCE(late, '{}') || hint_extra
             || COALESCE(cols, '{}'));
 
     IF guards IS NOT NULL THEN
@@ -96,9 +126,15 @@ BEGIN
                               guards[1]));
     END IF;
     PERFORM pgguard.check_override('drop_table', tables_direct, tag, hint);
-    -- partitions dropped with their parent are covered by a token for the parent
+    PERFORM pgguard.check_override('drop_table', late, tag, hint);
     PERFORM pgguard.check_override('drop_table', tables_dependent, tag, hint,
                                    COALESCE(tables_direct, '{}'));
     PERFORM pgguard.check_override('drop_column', cols, tag, hint);
+    -- the dropped tables' links are history now (and their oids may be reused)
+    DELETE FROM pgguard.attachments a
+     WHERE a.relid IN (SELECT o.objid FROM pg_catalog.pg_event_trigger_dropped_objects() o
+                        WHERE o.object_type = 'table')
+        OR a.parent IN (SELECT o.objid FROM pg_catalog.pg_event_trigger_dropped_objects() o
+                         WHERE o.object_type = 'table');
 END
 $$;

@@ -36,6 +36,38 @@ BEGIN
 END
 $$;
 
+-- Record when partitions and inheritance children came under their parents (see
+-- pgguard.attachments). Like note_created_tables it reads the server's own event-trigger data,
+-- so no session can back-date a link. A link already known keeps its time.
+CREATE OR REPLACE FUNCTION pgguard.note_attachments() RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pgguard, pg_temp
+SET enable_seqscan = off
+AS $$
+BEGIN
+    INSERT INTO pgguard.attachments (relid, parent, attached_at)
+    SELECT DISTINCT i.inhrelid, i.inhparent, pg_catalog.clock_timestamp()
+      FROM pg_catalog.pg_event_trigger_ddl_commands() d
+      JOIN pg_catalog.pg_inherits i ON i.inhparent = d.objid OR i.inhrelid = d.objid
+     WHERE d.object_type = 'table'
+    ON CONFLICT (relid, parent) DO NOTHING;
+END
+$$;
+
+-- Was `rel` put under `parent` (any parent, when NULL) after a token issued at `iat`, so that
+-- the token for the parent does not cover it? `iat` is whole seconds: a link made within that
+-- second may be later than the token, and counts as later. NULL `iat` (no valid token): no
+-- link counts.
+CREATE OR REPLACE FUNCTION pgguard.link_after(rel oid, parent oid, iat timestamptz)
+RETURNS boolean
+LANGUAGE sql STABLE
+AS $$
+    SELECT iat IS NULL OR EXISTS (
+        SELECT 1 FROM pgguard.attachments a
+         WHERE a.relid = rel AND (parent IS NULL OR a.parent = parent)
+           AND a.attached_at >= iat)
+$$;
+
 -- Make sure one table carries a correct, ENABLE ALWAYS guard; attach it when missing.
 -- Returns 'attached', 'healed', 'ok' or 'skipped'; raises PGG01 (op uninstall) when the guard
 -- was tampered with. `tag` is the command that led here: only a plain CREATE TRIGGER may leave
@@ -167,6 +199,9 @@ BEGIN
                   'CREATE EXTENSION') THEN
         PERFORM pgguard.note_created_tables();
     END IF;
+    IF TG_TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE SCHEMA', 'CREATE EXTENSION') THEN
+        PERFORM pgguard.note_attachments();
+    END IF;
     IF TG_TAG IN ('GRANT', 'REVOKE', 'ALTER DEFAULT PRIVILEGES') THEN
         found := pgguard.privileges_widened();
         IF found IS NOT NULL THEN
@@ -208,6 +243,10 @@ BEGIN
                FROM pg_catalog.pg_event_trigger_ddl_commands() d LOOP
         IF r.object_type = 'table' THEN
             rels := rels || r.objid;
+        ELSIF r.object_type = 'schema' THEN
+            -- a schema renamed (say, from an excluded name): each of its tables needs its guard
+            rels := rels || ARRAY(SELECT c.oid FROM pg_catalog.pg_class c
+                                   WHERE c.relnamespace = r.objid AND c.relkind IN ('r', 'p'));
         ELSIF r.object_type = 'trigger' THEN
             rels := rels || (SELECT t.tgrelid FROM pg_catalog.pg_trigger t WHERE t.oid = r.objid);
         END IF;

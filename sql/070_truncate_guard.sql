@@ -12,23 +12,35 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pgguard, pg_temp
 SET enable_seqscan = off
 AS $$
+DECLARE
+    t record;
+    issued timestamptz;
+    covering text[] := '{}';
 BEGIN
     IF schema_name = ANY (pgguard.excluded_schemas())
        OR EXISTS (SELECT 1 FROM pgguard.created_tables c
                    WHERE c.xid = pgguard.current_xid() AND c.relid = rel) THEN
         RETURN NULL;
     END IF;
-    -- TRUNCATE of a parent fires each partition's (child's) own trigger: a token for any
-    -- ancestor covers it, as it covers partitions dropped with their parent
+    -- TRUNCATE of a parent fires each partition's (child's) own trigger: a token for an
+    -- ancestor covers it, through links that existed when the token was issued (attaching a
+    -- table under an approved parent does not stretch the approval to it)
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = rel) THEN
+        t := pgguard.presented_token();
+        issued := pg_catalog.to_timestamp((t.claims ->> 'iat')::double precision);
+        covering := ARRAY(
+            WITH RECURSIVE up(relid) AS (
+                SELECT i.inhparent FROM pg_catalog.pg_inherits i
+                 WHERE i.inhrelid = rel AND NOT pgguard.link_after(i.inhrelid, i.inhparent, issued)
+                UNION
+                SELECT i.inhparent FROM pg_catalog.pg_inherits i JOIN up ON i.inhrelid = up.relid
+                 WHERE NOT pgguard.link_after(i.inhrelid, i.inhparent, issued))
+            SELECT pgguard.ident_path(n.nspname, c.relname)
+              FROM up JOIN pg_catalog.pg_class c ON c.oid = up.relid
+              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace);
+    END IF;
     PERFORM pgguard.check_override('truncate', ARRAY[pgguard.ident_path(schema_name, table_name)],
-        'TRUNCATE TABLE', NULL,
-        ARRAY(WITH RECURSIVE up(relid) AS (
-                  SELECT i.inhparent FROM pg_catalog.pg_inherits i WHERE i.inhrelid = rel
-                  UNION
-                  SELECT i.inhparent FROM pg_catalog.pg_inherits i JOIN up ON i.inhrelid = up.relid)
-              SELECT pgguard.ident_path(n.nspname, c.relname)
-                FROM up JOIN pg_catalog.pg_class c ON c.oid = up.relid
-                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace));
+                                   'TRUNCATE TABLE', NULL, covering);
     RETURN NULL;
 END
 $$;

@@ -212,6 +212,18 @@ def test_fresh_table_committed_then_dropped_later_is_refused(
     assert_guarded(actor, "public.n")
 
 
+def test_commit_inside_procedure_ends_the_exemption(actor: Conn, guarded_admin: Conn) -> None:
+    """A procedure that COMMITs between CREATE and DROP spans two transactions."""
+    actor.execute(
+        "CREATE PROCEDURE public.mk_then_drop() LANGUAGE plpgsql AS $$BEGIN"
+        " CREATE TABLE public.n (id int); INSERT INTO public.n VALUES (1); COMMIT;"
+        " DROP TABLE public.n; END$$"
+    )
+    assert_refused(actor, "CALL public.mk_then_drop()", op="drop_table", obj="public.n")
+    assert count(actor, "public.n") == 1
+    assert_guarded(actor, "public.n")
+
+
 def test_autocommit_create_then_drop_is_refused(actor: Conn, guarded_admin: Conn) -> None:
     """Two autocommit statements are two transactions."""
     actor.execute("CREATE TABLE public.n (id int)")

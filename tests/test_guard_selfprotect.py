@@ -230,6 +230,28 @@ def test_move_protected_table_into_excluded_schema(
     _still_guarded(actor, moved)
 
 
+@pytest.mark.parametrize(
+    "stmt",
+    [
+        "ALTER VIEW public.t SET SCHEMA scratch",
+        "ALTER MATERIALIZED VIEW public.t SET SCHEMA scratch",
+        "ALTER FOREIGN TABLE public.t SET SCHEMA scratch",
+        "ALTER SEQUENCE public.t SET SCHEMA scratch",
+        "ALTER INDEX public.t SET SCHEMA scratch",
+        "ALTER TYPE public.t SET SCHEMA scratch",
+    ],
+)
+def test_move_into_excluded_schema_by_other_spellings(
+    actor: Conn, guarded_admin: Conn, scratch_excluded: str, stmt: str
+) -> None:
+    """Other ALTER … SET SCHEMA spellings aimed at a table fail one way or another."""
+    make_table(actor, "public.t")
+    before = snapshot(guarded_admin)
+    failure(actor, stmt)
+    assert_intact(guarded_admin, before)
+    _still_guarded(actor)
+
+
 def test_drop_guard_with_exclusions_configured(
     actor: Conn, guarded_admin: Conn, scratch_excluded: str
 ) -> None:
@@ -331,7 +353,6 @@ SUPERUSER_UNINSTALL = [
     "ALTER SCHEMA pgguard RENAME TO pgguard_old",
     "ALTER SCHEMA pgguard OWNER TO CURRENT_USER",
     "DROP OWNED BY pgguard_owner CASCADE",
-    "REASSIGN OWNED BY pgguard_owner TO CURRENT_USER",
     "DROP FUNCTION pgguard_sentinel.on_sql_drop() CASCADE",
     "DROP SCHEMA pgguard_sentinel CASCADE",
     "CREATE OR REPLACE FUNCTION pgguard_sentinel.on_sql_drop() RETURNS event_trigger"
@@ -736,3 +757,18 @@ def test_app_role_cannot_persist_a_token(guarded_admin: Conn, app_role: AppRole)
         " SET pgguard.token = 'garbage'",
     ):
         assert_denied(app, stmt)
+
+
+def test_reassign_owned_is_reported_and_repaired(guarded_admin: Conn, guarded_db_dsn: str) -> None:
+    """REASSIGN OWNED fires no event trigger, so it cannot be refused: status must report it,
+    and install must hand everything back to pgguard_owner."""
+    from pgguard.health import status
+    from pgguard.installer import install
+
+    guarded_admin.execute("REASSIGN OWNED BY pgguard_owner TO CURRENT_USER")
+    st = status(guarded_admin)
+    assert not st.healthy
+    assert any("not owned by pgguard_owner" in p for p in st.problems), st.problems
+    report = install(guarded_admin)
+    assert report.action == "upgraded"
+    assert status(guarded_admin).healthy

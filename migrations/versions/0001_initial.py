@@ -89,6 +89,18 @@ def upgrade() -> None:
             PRIMARY KEY (xid, relid)
         );
 
+        -- when each partition or inheritance child was put under its current parent, so a
+        -- token for the parent covers only the children it had when the token was issued:
+        -- attaching a table under an approved parent must not stretch the approval to it.
+        -- Written only by pgguard.note_attachments() (server event-trigger data). No row: the
+        -- link predates pgguard.
+        CREATE TABLE pgguard.attachments (
+            relid       oid NOT NULL,
+            parent      oid NOT NULL,
+            attached_at timestamptz NOT NULL,
+            PRIMARY KEY (relid, parent)
+        );
+
         -- one number per refusal, drawn even though the refused transaction rolls back
         -- (sequences are not transactional): log lines carry it, so `pgguard audit` can tell
         -- the guard's own lines from ones any session could RAISE LOG itself
@@ -110,6 +122,7 @@ def downgrade() -> None:
     op.execute(
         """
         DROP SEQUENCE pgguard.refusal_seq;
+        DROP TABLE pgguard.attachments;
         DROP TABLE pgguard.verified_tokens, pgguard.created_tables, pgguard.spent_tokens,
                    pgguard.audit, pgguard.keys, pgguard.settings, pgguard.installation;
         """
