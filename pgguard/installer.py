@@ -120,16 +120,18 @@ def install(
         step1_needed = step1_needed or _stored_excludes(conn) != sorted(set(exclude_schemas))
     keys = list(public_keys)
     migrations: tuple[str, ...] = ()
-    if step1_needed or keys:
-        migrations = _step1(conn, digest, exclude_schemas, step1_needed)
+    if step1_needed:
+        migrations = _step1(conn, digest, exclude_schemas)
     keys_added = _register_keys(conn, keys) if keys else ()
     report = _step2(conn, batch_size, lock_timeout, retries, progress)
     attached, healed, total, problems, batches, retried = report
 
     with conn.transaction():
+        # written only when it changes: a re-run of a current install writes nothing
         conn.execute(
-            "UPDATE pgguard.installation SET completed_at = CASE WHEN %s THEN now() END",
-            (not problems,),
+            "UPDATE pgguard.installation SET completed_at = CASE WHEN %(ok)s THEN now() END"
+            " WHERE (completed_at IS NOT NULL) <> %(ok)s",
+            {"ok": not problems},
         )
     excluded = tuple(_stored_excludes(conn))
     if previous is None:
@@ -238,7 +240,6 @@ def _step1(
     conn: psycopg.Connection[Any],
     digest: str,
     exclude_schemas: Sequence[str] | None,
-    run_sql: bool,
 ) -> tuple[str, ...]:
     """Roles, schema, tables, code and event triggers, in one transaction."""
     from alembic import command
@@ -320,7 +321,7 @@ def _step1(
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.rollback()
         conn.autocommit = True
-    return tuple(r for r in after if r not in before) if run_sql else ()
+    return tuple(r for r in after if r not in before)
 
 
 def _alembic_revisions(conn: psycopg.Connection[Any]) -> list[str]:

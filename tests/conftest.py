@@ -18,6 +18,7 @@ Fixtures (interface; others write tests against these names):
   guarded one if the test uses a guarded fixture, else ``db_name``) and on schema public.
 - ``make_app_role`` → ``make_app_role(dbname=None, *, prefix="app", grants=True) -> AppRole``;
   ``grants=False`` gives a plain role that may only connect.
+- ``actor``: parametrized ``superuser`` / ``app``, a connection to the guarded database.
 Teardown order is fixed by ``_pg_janitor``: close connections, drop databases (WITH FORCE, so
 no event trigger is involved), then drop roles from the ``postgres`` database.
 """
@@ -488,3 +489,19 @@ def make_app_role(
 def app_role(make_app_role: Callable[..., AppRole]) -> AppRole:
     """An application role in the test's database (see ``make_app_role``)."""
     return make_app_role()
+
+
+@pytest.fixture(params=["superuser", "app"])
+def actor(
+    request: pytest.FixtureRequest,
+    pg_server: PgServer,
+    guarded_db_name: str,
+    app_role: AppRole,
+) -> Conn:
+    """The role matrix: who acts on the guarded database, the superuser or the app role
+    (either owns the tables it creates)."""
+    if request.param == "app":
+        return app_role.connect()
+    conn = pg_server.connect(guarded_db_name)
+    request.addfinalizer(conn.close)
+    return conn

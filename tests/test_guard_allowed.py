@@ -26,21 +26,6 @@ if TYPE_CHECKING:
     from conftest import AppRole, PgServer
 
 
-@pytest.fixture(params=["superuser", "app"])
-def actor(
-    request: pytest.FixtureRequest,
-    pg_server: PgServer,
-    guarded_db_name: str,
-    app_role: AppRole,
-) -> Conn:
-    """Who acts: the superuser, or the app role; either owns the tables it creates."""
-    if request.param == "app":
-        return app_role.connect()
-    conn = pg_server.connect(guarded_db_name)
-    request.addfinalizer(conn.close)
-    return conn
-
-
 @pytest.fixture
 def app(app_role: AppRole, guarded_admin: Conn) -> Conn:
     """The app role, connected to the guarded database."""

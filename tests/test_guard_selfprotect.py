@@ -41,21 +41,6 @@ if TYPE_CHECKING:
     from conftest import AppRole, PgServer
 
 
-@pytest.fixture(params=["superuser", "app"])
-def actor(
-    request: pytest.FixtureRequest,
-    pg_server: PgServer,
-    guarded_db_name: str,
-    app_role: AppRole,
-) -> Conn:
-    """Who attacks: the superuser, or the app role; either owns the tables it creates."""
-    if request.param == "app":
-        return app_role.connect()
-    conn = pg_server.connect(guarded_db_name)
-    request.addfinalizer(conn.close)
-    return conn
-
-
 def _still_guarded(conn: Conn, table: str = "public.t") -> None:
     """The guard is intact and both kinds of refusal still happen."""
     assert_guarded(conn, table)

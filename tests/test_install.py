@@ -115,9 +115,11 @@ def test_second_install_is_a_no_op(guarded_admin: Conn) -> None:
     xmins = guarded_admin.execute(
         "SELECT xmin::text FROM pg_proc WHERE pronamespace = 'pgguard'::regnamespace ORDER BY oid"
     ).fetchall()
+    inst = guarded_admin.execute("SELECT xmin::text FROM pgguard.installation").fetchall()
     report = install(guarded_admin)
     assert report.action == "unchanged"
     assert report.tables_total == 0 and report.migrations_applied == ()
+    assert guarded_admin.execute("SELECT xmin::text FROM pgguard.installation").fetchall() == inst
     assert catalog_signature(guarded_admin) == before
     # nothing was rewritten: the functions' catalog rows are the very same tuples
     assert (
