@@ -202,12 +202,14 @@ def install(
         }
         _emit_json(data)
     else:
-        verb = {"installed": "installed", "upgraded": "upgraded", "unchanged": "already current:"}
-        err.print(
-            f"pgguard {report.package_version} {verb[report.action]} "
-            f"({report.tables_attached} table(s) guarded now, {report.tables_healed} healed, "
-            f"{report.seconds:.1f}s)"
+        done = (
+            f"{report.tables_attached} table(s) guarded now, {report.tables_healed} healed, "
+            f"{report.seconds:.1f}s"
         )
+        if report.action == "unchanged" and not (report.tables_total or report.keys_added):
+            err.print(f"pgguard {report.package_version} is installed and current: nothing to do")
+        else:
+            err.print(f"pgguard {report.package_version} {report.action} ({done})")
         for kid in report.keys_added:
             err.print(f"registered approver key {kid}")
         for p in report.problems:
