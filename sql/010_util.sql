@@ -1,3 +1,8 @@
+-- Every function here pins search_path, even the internal helpers: a plpgsql function resolves
+-- its variables' types when first compiled in a session and keeps them, so an unpinned one
+-- could be compiled under a session's hostile search_path (a domain named "text" in public)
+-- and then run inside pgguard's SECURITY DEFINER code.
+--
 -- Plan note for every guard function: their point lookups (pg_trigger by table, the
 -- created-tables and token tables by key) are cached as generic plans for the whole session,
 -- planned when those tables may still be tiny. `SET enable_seqscan = off` on those functions
@@ -16,8 +21,7 @@ AS $$ SELECT pg_catalog.pg_current_xact_id()::text::bigint $$;
 
 CREATE OR REPLACE FUNCTION pgguard.excluded_schemas() RETURNS text[]
 LANGUAGE plpgsql STABLE
--- plpgsql without a SET clause keeps its plan across calls (it runs once per TRUNCATEd table);
--- its one query names everything by schema
+SET search_path = pg_catalog, pgguard, pg_temp
 AS $$
 BEGIN
     RETURN COALESCE(
@@ -82,16 +86,19 @@ $$;
 -- matching is on the parts (pgguard.ident_parts), never on the joined text.
 CREATE OR REPLACE FUNCTION pgguard.ident_path(VARIADIC parts text[]) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pgguard, pg_temp
 AS $$ SELECT pg_catalog.string_agg(pg_catalog.quote_ident(p), '.' ORDER BY o)
         FROM pg_catalog.unnest(parts) WITH ORDINALITY AS u(p, o) $$;
 
 CREATE OR REPLACE FUNCTION pgguard.ident_parts(path text) RETURNS text[]
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pgguard, pg_temp
 AS $$ SELECT pg_catalog.parse_ident(path) $$;
 
 -- A glob that covers exactly this object, for HINT lines: glob characters and dots inside a
 -- name become '?', the only way a pattern can say them.
 CREATE OR REPLACE FUNCTION pgguard.ident_glob(path text) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pgguard, pg_temp
 AS $$ SELECT pg_catalog.string_agg(pg_catalog.translate(p, '*?.', '???'), '.' ORDER BY o)
         FROM pg_catalog.unnest(pg_catalog.parse_ident(path)) WITH ORDINALITY AS u(p, o) $$;

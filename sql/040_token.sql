@@ -212,8 +212,7 @@ $$;
 
 CREATE OR REPLACE FUNCTION pgguard.claims_cover(claims jsonb, op text, obj text) RETURNS boolean
 LANGUAGE plpgsql IMMUTABLE STRICT
--- no SET clause: called per object from pinned-search_path functions; SET would cost a GUC
--- save/restore on every call
+SET search_path = pg_catalog, pgguard, pg_temp
 AS $$
 DECLARE
     p text;

@@ -61,6 +61,7 @@ $$;
 CREATE OR REPLACE FUNCTION pgguard.link_after(rel oid, parent oid, iat timestamptz)
 RETURNS boolean
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pgguard, pg_temp
 AS $$
     SELECT iat IS NULL OR EXISTS (
         SELECT 1 FROM pgguard.attachments a
@@ -152,6 +153,7 @@ $$;
 -- refusal numbers. Returns what was found, or NULL.
 CREATE OR REPLACE FUNCTION pgguard.privileges_widened() RETURNS text
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pgguard, pg_temp
 AS $$
     SELECT pg_catalog.format('%s on %s to %s', a.privilege_type, c.oid::pg_catalog.regclass,
                              CASE a.grantee WHEN 0 THEN 'PUBLIC'
@@ -175,6 +177,7 @@ $$;
 -- renamed to an excluded name, an extension moved there) would have lost its protection.
 CREATE OR REPLACE FUNCTION pgguard.guarded_table_in_excluded_schema() RETURNS text
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pgguard, pg_temp
 AS $$
     SELECT pgguard.ident_path(n.nspname, c.relname)
       FROM pg_catalog.pg_namespace n

@@ -37,6 +37,17 @@ GRANT SELECT ON pgguard.installation, pgguard.settings, pgguard.keys TO PUBLIC;
 GRANT SELECT ON pgguard.alembic_version TO PUBLIC;
 GRANT SELECT ON pgguard.audit, pgguard.spent_tokens, pgguard.refusal_seq TO pgguard_auditor;
 
--- Callable by any role. The invoker-rights ones (guards run as the table owner) can only attach
--- or check guards; the definer-rights ones verify before they write and cannot be steered.
-GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA pgguard TO PUBLIC;
+-- Callable by any role: what runs in the caller's own rights (the ddl_command_end guard and the
+-- TRUNCATE trigger run as the table's owner, install's attach step as the installer, status as
+-- anyone) and what those call. Everything else - the token verifier, scope matching, refusal,
+-- the helpers behind them - is for pgguard_owner's SECURITY DEFINER code alone.
+GRANT EXECUTE ON FUNCTION
+    pgguard.on_sql_drop(), pgguard.on_ddl_end(), pgguard.truncate_guard(),
+    pgguard.truncate_check(oid, text, text), pgguard.note_created_tables(),
+    pgguard.note_attachments(), pgguard.ensure_guard(oid, text),
+    pgguard.check_override(text, text[], text, text, text[], text),
+    pgguard.privileges_widened(), pgguard.guarded_table_in_excluded_schema(),
+    pgguard.excluded_schemas(), pgguard.ident_path(text[]), pgguard.attach_guards(oid[]),
+    pgguard.table_guards(), pgguard.recent_activity(interval), pgguard.refusals_total(),
+    pgguard.foreign_owned_objects()
+TO PUBLIC;
