@@ -15,6 +15,7 @@ DECLARE
     tables_dependent text[];
     dependent_oids oid[];
     late text[];
+    ancestors text[];
     hint_extra text[] := '{}';
     claims jsonb;
     issued timestamptz;
@@ -92,22 +93,41 @@ BEGIN
     END IF;
 
     IF tables_dependent IS NOT NULL THEN
-        -- Partitions dropped with their parent are covered by a token for the parent, if they
-        -- were under it when the token was issued: one attached since must be named itself.
-        claims := (pgguard.presented_token()).claims;
-        issued := pg_catalog.to_timestamp((claims ->> 'iat')::double precision);
-        -- (no valid token: it is refused anyway, and the HINT is for a token issued now)
-        SELECT pg_catalog.array_agg(x.tbl) FILTER (
-                   WHERE issued IS NOT NULL AND pgguard.link_after(x.oid, NULL, issued)),
-               pg_catalog.array_agg(x.tbl) FILTER (
-                   WHERE issued IS NULL OR NOT pgguard.link_after(x.oid, NULL, issued))
-          INTO late, tables_dependent
-          FROM unnest(tables_dependent, dependent_oids) AS x(tbl, oid);  -- (multi-array form: unqualified)
+        -- Tables dropped as parts of another (partitions with their parent) are covered by a
+        -- token for one of their own ancestors - recorded in pgguard.attachments, as the
+        -- catalog rows are gone by now - through links made before the token was issued.
+        -- Anything else (an extension's member, a partition attached since) must be named.
         -- attached by this very transaction: named in the HINT, so the approver sees them
         hint_extra := ARRAY(
             SELECT x.tbl FROM unnest(tables_dependent, dependent_oids) AS x(tbl, oid)
              WHERE EXISTS (SELECT 1 FROM pgguard.attachments a
                             WHERE a.relid = x.oid AND a.attached_at >= pg_catalog.now()));
+        claims := (pgguard.presented_token()).claims;
+        issued := pg_catalog.to_timestamp((claims ->> 'iat')::double precision);
+        IF issued IS NOT NULL THEN
+            WITH RECURSIVE up(child, anc) AS (
+                SELECT a.relid, a.parent FROM pgguard.attachments a
+                 WHERE a.relid = ANY (dependent_oids) AND a.attached_at < issued
+                UNION
+                SELECT up.child, a.parent FROM up JOIN pgguard.attachments a ON a.relid = up.anc
+                 WHERE a.attached_at < issued
+            ), named AS (
+                SELECT up.child, pgguard.ident_path(o.address_names[1], o.address_names[2]) AS anc
+                  FROM up JOIN pg_catalog.pg_event_trigger_dropped_objects() o
+                    ON o.objid = up.anc AND o.object_type = 'table'
+            ), judged AS (
+                SELECT x.tbl, EXISTS (SELECT 1 FROM named n
+                                       WHERE n.child = x.oid
+                                         AND pgguard.claims_cover(claims, 'drop_table', n.anc))
+                              AS by_ancestor
+                  FROM unnest(tables_dependent, dependent_oids) AS x(tbl, oid)  -- unqualified: multi-array form
+            )
+            SELECT pg_catalog.array_agg(j.tbl) FILTER (WHERE j.by_ancestor),
+                   pg_catalog.array_agg(j.tbl) FILTER (WHERE NOT j.by_ancestor),
+                   (SELECT pg_catalog.array_agg(DISTINCT n.anc) FROM named n)
+              INTO tables_dependent, late, ancestors
+              FROM judged j;
+        END IF;
     END IF;
 
     hint := pgguard.allow_hint(
@@ -128,7 +148,7 @@ BEGIN
     PERFORM pgguard.check_override('drop_table', tables_direct, tag, hint);
     PERFORM pgguard.check_override('drop_table', late, tag, hint);
     PERFORM pgguard.check_override('drop_table', tables_dependent, tag, hint,
-                                   COALESCE(tables_direct, '{}'));
+                                   COALESCE(ancestors, '{}'));
     PERFORM pgguard.check_override('drop_column', cols, tag, hint);
     -- the dropped tables' links are history now (and their oids may be reused)
     DELETE FROM pgguard.attachments a

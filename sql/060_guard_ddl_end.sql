@@ -45,6 +45,13 @@ SET search_path = pg_catalog, pgguard, pg_temp
 SET enable_seqscan = off
 AS $$
 BEGIN
+    -- links these tables no longer have (DETACH, NO INHERIT) are forgotten, so attaching the
+    -- table again later counts from then, not from the first time
+    DELETE FROM pgguard.attachments a
+     USING pg_catalog.pg_event_trigger_ddl_commands() d
+     WHERE d.object_type = 'table' AND (a.relid = d.objid OR a.parent = d.objid)
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i
+                        WHERE i.inhrelid = a.relid AND i.inhparent = a.parent);
     INSERT INTO pgguard.attachments (relid, parent, attached_at)
     SELECT DISTINCT i.inhrelid, i.inhparent, pg_catalog.clock_timestamp()
       FROM pg_catalog.pg_event_trigger_ddl_commands() d
