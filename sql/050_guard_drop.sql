@@ -50,7 +50,7 @@ BEGIN
         SELECT o.object_type, o.schema_name, o.address_names, o.objid, o.original, o.normal,
                o.object_identity
           FROM pg_catalog.pg_event_trigger_dropped_objects() o
-         WHERE NOT o.is_temporary
+         WHERE NOT o.is_temporary AND o.object_type IN ('table', 'table column', 'trigger')
     ), t AS (
         SELECT d.*,
                pgguard.ident_path(d.address_names[1], d.address_names[2]) AS tbl,
@@ -82,8 +82,7 @@ BEGIN
             WHERE t.object_type = 'trigger' AND t.address_names[3] = 'pgguard_truncate_guard'
               AND NOT t.is_excluded
               -- even on a table made in this transaction: it would leave it unguarded
-              AND NOT EXISTS (SELECT 1 FROM t t2
-                               WHERE t2.object_type = 'table' AND t2.tbl = t.tbl))
+              AND t.tbl NOT IN (SELECT t2.tbl FROM t t2 WHERE t2.object_type = 'table'))
       INTO tables_direct, tables_dependent, dependent_oids, cols, guards
       FROM t;
 
