@@ -35,6 +35,7 @@ from typing import Any, NoReturn
 
 import psycopg
 import pytest
+from hypothesis import settings
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -47,6 +48,12 @@ _GUARDED = ("guarded_db_name", "guarded_db_dsn", "guarded_admin")
 def _truthy(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
 
+
+# CI machines are shared and slow at times: no per-example deadline there, and a fixed seed so
+# a red run can be replayed exactly. Locally hypothesis keeps exploring new examples.
+settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
+if _truthy("CI"):
+    settings.load_profile("ci")
 
 EXTERNAL_DSN = os.environ.get("PGGUARD_TEST_DSN") or None
 MAJORS = [int(v) for v in os.environ.get("PGGUARD_PG_VERSIONS", "15").split(",") if v.strip()]
