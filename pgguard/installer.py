@@ -292,6 +292,18 @@ def _step1(
                 except psycopg.Error as e:
                     raise InstallError(f"applying {path.name} failed: {e}".strip()) from e
             _drop_guards_in_excluded(raw)
+            # names as they are now: renames from here on are recorded (pgguard.renames)
+            raw.execute(
+                "INSERT INTO pgguard.relation_names (relid, path, cols)"
+                " SELECT c.oid, pgguard.ident_path(n.nspname, c.relname),"
+                "        ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a"
+                "               WHERE a.attrelid = c.oid AND a.attnum > 0 ORDER BY a.attnum)"
+                "   FROM pg_catalog.pg_class c"
+                "   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+                "  WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'"
+                "    AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgguard')"
+                " ON CONFLICT (relid) DO NOTHING"
+            )
             # links made before pgguard watched them: a token for a parent covers them
             raw.execute(
                 "INSERT INTO pgguard.attachments (relid, parent, attached_at)"

@@ -15,6 +15,10 @@ DECLARE
     tables_dependent text[];
     dependent_oids oid[];
     late text[];
+    direct_oids oid[];
+    col_oids oid[];
+    col_subids integer[];
+    renamed record;
     ancestors text[];
     hint_extra text[] := '{}';
     claims jsonb;
@@ -47,8 +51,8 @@ BEGIN
     -- DDL always has a transaction id; asking for it here costs nothing extra.
     v_xid := pgguard.current_xid();
     WITH d AS (
-        SELECT o.object_type, o.schema_name, o.address_names, o.objid, o.original, o.normal,
-               o.object_identity
+        SELECT o.object_type, o.schema_name, o.address_names, o.objid, o.objsubid, o.original,
+               o.normal, o.object_identity
           FROM pg_catalog.pg_event_trigger_dropped_objects() o
          WHERE NOT o.is_temporary AND o.object_type IN ('table', 'table column', 'trigger')
     ), t AS (
@@ -72,9 +76,18 @@ BEGIN
         pg_catalog.array_agg(t.objid) FILTER (
             WHERE t.object_type = 'table' AND NOT t.original AND NOT t.normal
               AND NOT t.fresh AND NOT t.is_excluded AND NOT t.is_own),
+        pg_catalog.array_agg(t.objid) FILTER (
+            WHERE t.object_type = 'table' AND (t.original OR t.normal)
+              AND NOT t.fresh AND NOT t.is_excluded AND NOT t.is_own),
         pg_catalog.array_agg(
             pgguard.ident_path(t.address_names[1], t.address_names[2], t.address_names[3])
         ) FILTER (
+            WHERE t.object_type = 'table column'
+              AND NOT t.fresh AND NOT t.is_excluded AND NOT t.is_own),
+        pg_catalog.array_agg(t.objid) FILTER (
+            WHERE t.object_type = 'table column'
+              AND NOT t.fresh AND NOT t.is_excluded AND NOT t.is_own),
+        pg_catalog.array_agg(t.objsubid) FILTER (
             WHERE t.object_type = 'table column'
               AND NOT t.fresh AND NOT t.is_excluded AND NOT t.is_own),
         -- a guard dropped with its table is judged as the table; alone, it is an uninstall
@@ -83,7 +96,8 @@ BEGIN
               AND NOT t.is_excluded
               -- even on a table made in this transaction: it would leave it unguarded
               AND t.tbl NOT IN (SELECT t2.tbl FROM t t2 WHERE t2.object_type = 'table'))
-      INTO tables_direct, tables_dependent, dependent_oids, cols, guards
+      INTO tables_direct, tables_dependent, dependent_oids, direct_oids, cols, col_oids,
+           col_subids, guards
       FROM t;
 
     IF guards IS NULL AND tables_direct IS NULL AND tables_dependent IS NULL
@@ -139,6 +153,26 @@ BEGIN
             || COALESCE(late, '{}') || hint_extra
             || COALESCE(cols, '{}'));
 
+    -- A token is matched against names: one issued before a table or column got its current
+    -- name (rename, schema move) does not cover it, or renaming into an approved glob would
+    -- stretch the approval.
+    claims := COALESCE(claims, (pgguard.presented_token()).claims);
+    issued := pg_catalog.to_timestamp((claims ->> 'iat')::double precision);
+    IF issued IS NOT NULL THEN
+        SELECT x.obj, x.op, x.at INTO renamed FROM (
+            SELECT d.tbl AS obj, 'drop_table' AS op, pgguard.renamed_since(d.oid, 0, issued) AS at
+              FROM unnest(tables_direct, direct_oids) AS d(tbl, oid)  -- multi-array form
+            UNION ALL
+            SELECT c.col, 'drop_column', pgguard.renamed_since(c.oid, c.sub, issued)
+              FROM unnest(cols, col_oids, col_subids) AS c(col, oid, sub)
+        ) x WHERE x.at IS NOT NULL LIMIT 1;
+        IF FOUND THEN
+            PERFORM pgguard.refuse(renamed.op, ARRAY[renamed.obj], pg_catalog.format(
+                '"%s" got its current name at %s, after the override token was issued (%s)',
+                renamed.obj, renamed.at, issued), hint, tag, NULL, 'renamed', claims);
+        END IF;
+    END IF;
+
     IF guards IS NOT NULL THEN
         PERFORM pgguard.check_override('uninstall', guards, tag, hint, '{}',
             pg_catalog.format('pgguard: refusing to drop trigger "pgguard_truncate_guard" on "%s"',
@@ -149,6 +183,12 @@ BEGIN
     PERFORM pgguard.check_override('drop_table', tables_dependent, tag, hint,
                                    COALESCE(ancestors, '{}'));
     PERFORM pgguard.check_override('drop_column', cols, tag, hint);
+    DELETE FROM pgguard.relation_names n
+     WHERE n.relid IN (SELECT o.objid FROM pg_catalog.pg_event_trigger_dropped_objects() o
+                        WHERE o.object_type = 'table');
+    DELETE FROM pgguard.renames n
+     WHERE n.relid IN (SELECT o.objid FROM pg_catalog.pg_event_trigger_dropped_objects() o
+                        WHERE o.object_type = 'table');
     -- the dropped tables' links are history now (and their oids may be reused)
     DELETE FROM pgguard.attachments a
      WHERE a.relid IN (SELECT o.objid FROM pg_catalog.pg_event_trigger_dropped_objects() o

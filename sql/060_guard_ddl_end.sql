@@ -61,6 +61,63 @@ BEGIN
 END
 $$;
 
+-- Record renames and schema moves of tables and columns (see pgguard.renames), by comparing
+-- each table the command touched with the names last seen. Event-trigger data only.
+CREATE OR REPLACE FUNCTION pgguard.note_names() RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pgguard, pg_temp
+SET enable_seqscan = off
+AS $$
+DECLARE
+    r record;
+    old pgguard.relation_names;
+BEGIN
+    FOR r IN
+        SELECT c.oid, pgguard.ident_path(n.nspname, c.relname) AS path,
+               ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
+                      WHERE a.attrelid = c.oid AND a.attnum > 0 ORDER BY a.attnum) AS cols
+          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
+           AND c.oid IN (SELECT d.objid FROM pg_catalog.pg_event_trigger_ddl_commands() d
+                          WHERE d.object_type IN ('table', 'table column')
+                         UNION
+                         SELECT c2.oid FROM pg_catalog.pg_event_trigger_ddl_commands() d
+                           JOIN pg_catalog.pg_class c2 ON c2.relnamespace = d.objid
+                          WHERE d.object_type = 'schema')
+    LOOP
+        SELECT * INTO old FROM pgguard.relation_names x WHERE x.relid = r.oid;
+        IF NOT FOUND THEN
+            INSERT INTO pgguard.relation_names VALUES (r.oid, r.path, r.cols);
+            CONTINUE;
+        END IF;
+        IF old.path = r.path AND old.cols = r.cols THEN
+            CONTINUE;
+        END IF;
+        INSERT INTO pgguard.renames (relid, attnum, renamed_at)
+        SELECT r.oid, 0, pg_catalog.clock_timestamp() WHERE old.path <> r.path
+        UNION ALL
+        SELECT r.oid, i, pg_catalog.clock_timestamp()
+          FROM pg_catalog.generate_subscripts(r.cols, 1) i
+         WHERE i <= pg_catalog.cardinality(old.cols) AND old.cols[i] <> r.cols[i]
+        ON CONFLICT (relid, attnum) DO UPDATE SET renamed_at = EXCLUDED.renamed_at;
+        UPDATE pgguard.relation_names x SET path = r.path, cols = r.cols WHERE x.relid = r.oid;
+    END LOOP;
+END
+$$;
+
+-- Did the table (attnum 0) or this column get its current name at or after a token issued at
+-- `iat` (so the token, matched against that name, does not cover it)?
+-- (Parameters are referred to by position: in SQL functions a column of the same name would
+-- win over a parameter.)
+CREATE OR REPLACE FUNCTION pgguard.renamed_since(rel oid, col integer, iat timestamptz)
+RETURNS timestamptz
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+    SELECT pg_catalog.max(r.renamed_at) FROM pgguard.renames r
+     WHERE r.relid = $1 AND r.attnum IN (0, $2) AND r.renamed_at >= $3
+$$;
+
 -- Was `rel` put under `parent` (any parent, when NULL) after a token issued at `iat`, so that
 -- the token for the parent does not cover it? `iat` is whole seconds: a link made within that
 -- second may be later than the token, and counts as later. NULL `iat` (no valid token): no
@@ -70,10 +127,9 @@ RETURNS boolean
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pgguard, pg_temp
 AS $$
-    SELECT iat IS NULL OR EXISTS (
+    SELECT $3 IS NULL OR EXISTS (
         SELECT 1 FROM pgguard.attachments a
-         WHERE a.relid = rel AND (parent IS NULL OR a.parent = parent)
-           AND a.attached_at >= iat)
+         WHERE a.relid = $1 AND ($2 IS NULL OR a.parent = $2) AND a.attached_at >= $3)
 $$;
 
 -- Make sure one table carries a correct, ENABLE ALWAYS guard; attach it when missing.
@@ -211,6 +267,10 @@ BEGIN
     END IF;
     IF TG_TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE SCHEMA', 'CREATE EXTENSION') THEN
         PERFORM pgguard.note_attachments();
+    END IF;
+    IF TG_TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER TABLE',
+                  'CREATE SCHEMA', 'ALTER SCHEMA', 'CREATE EXTENSION') THEN
+        PERFORM pgguard.note_names();
     END IF;
     IF TG_TAG IN ('GRANT', 'REVOKE', 'ALTER DEFAULT PRIVILEGES') THEN
         found := pgguard.privileges_widened();

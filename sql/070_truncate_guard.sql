@@ -15,6 +15,7 @@ AS $$
 DECLARE
     t record;
     issued timestamptz;
+    renamed_at timestamptz;
     covering text[] := '{}';
 BEGIN
     IF schema_name = ANY (pgguard.excluded_schemas())
@@ -25,9 +26,18 @@ BEGIN
     -- TRUNCATE of a parent fires each partition's (child's) own trigger: a token for an
     -- ancestor covers it, through links that existed when the token was issued (attaching a
     -- table under an approved parent does not stretch the approval to it)
+    t := pgguard.presented_token();
+    issued := pg_catalog.to_timestamp((t.claims ->> 'iat')::double precision);
+    -- a token issued before the table got its current name does not cover it (see 050)
+    renamed_at := pgguard.renamed_since(rel, 0, issued);
+    IF renamed_at IS NOT NULL THEN
+        PERFORM pgguard.refuse('truncate', ARRAY[pgguard.ident_path(schema_name, table_name)],
+            pg_catalog.format(
+                '"%s" got its current name at %s, after the override token was issued (%s)',
+                pgguard.ident_path(schema_name, table_name), renamed_at, issued),
+            NULL, 'TRUNCATE TABLE', NULL, 'renamed', t.claims);
+    END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = rel) THEN
-        t := pgguard.presented_token();
-        issued := pg_catalog.to_timestamp((t.claims ->> 'iat')::double precision);
         covering := ARRAY(
             WITH RECURSIVE up(relid) AS (
                 SELECT i.inhparent FROM pg_catalog.pg_inherits i

@@ -44,7 +44,7 @@ GRANT SELECT ON pgguard.audit, pgguard.spent_tokens, pgguard.refusal_seq TO pggu
 GRANT EXECUTE ON FUNCTION
     pgguard.on_sql_drop(), pgguard.on_ddl_end(), pgguard.truncate_guard(),
     pgguard.truncate_check(oid, text, text), pgguard.note_created_tables(),
-    pgguard.note_attachments(), pgguard.ensure_guard(oid, text),
+    pgguard.note_attachments(), pgguard.note_names(), pgguard.ensure_guard(oid, text),
     pgguard.check_override(text, text[], text, text, text[], text),
     pgguard.privileges_widened(), pgguard.guarded_table_in_excluded_schema(),
     pgguard.excluded_schemas(), pgguard.ident_path(text[]), pgguard.attach_guards(oid[]),

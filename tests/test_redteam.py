@@ -149,3 +149,48 @@ def test_a_token_for_one_extension_member_does_not_cover_another(
     present(app, later_token(key, ops=["drop_table"], objects=["public.other"]))
     refused(app, "DROP EXTENSION pg_trgm CASCADE")
     victim_intact(guarded_admin)
+
+
+@pytest.mark.parametrize(
+    ("rename", "stmt", "pattern", "ops"),
+    [
+        (
+            "ALTER TABLE victim RENAME TO tmp_victim",
+            "DROP TABLE tmp_victim",
+            "public.tmp_*",
+            ["drop_table"],
+        ),
+        (
+            "ALTER TABLE victim RENAME TO tmp_victim",
+            "TRUNCATE tmp_victim",
+            "public.tmp_*",
+            ["truncate"],
+        ),
+        (
+            "ALTER TABLE victim RENAME COLUMN c TO legacy_c",
+            "ALTER TABLE victim DROP COLUMN legacy_c",
+            "public.victim.legacy_*",
+            ["drop_column"],
+        ),
+        (
+            "ALTER TABLE victim SET SCHEMA scratch",
+            "DROP TABLE scratch.victim",
+            "scratch.*",
+            ["drop_table"],
+        ),
+    ],
+    ids=["rename-drop", "rename-truncate", "rename-column", "set-schema"],
+)
+def test_renaming_into_an_approved_glob_does_not_stretch_the_token(
+    app: Conn, guarded_admin: Conn, key: Any, app_role: Any,
+    rename: str, stmt: str, pattern: str, ops: list[str],
+) -> None:  # fmt: skip
+    app_role.create_schema("scratch")
+    present(app, later_token(key, ops=ops, objects=[pattern]))
+    time.sleep(1.1)  # the rename comes after the token, in a later second
+    app.execute(rename)  # type: ignore[arg-type]
+    err = refused(app, stmt)
+    assert "got its current name at" in (err.diag.message_detail or "")
+    # a token issued after the rename is an approval of the new name
+    present(app, later_token(key, ops=ops, objects=[pattern]))
+    app.execute(stmt)  # type: ignore[arg-type]

@@ -101,6 +101,22 @@ def upgrade() -> None:
             PRIMARY KEY (relid, parent)
         );
 
+        -- the name each table (and each of its columns) had when last seen, and when a table or
+        -- column got its current name: a token issued before a rename or schema move does not
+        -- cover the object under its new name (else renaming a table to match an approved
+        -- glob would stretch the approval). Written only from event-trigger data.
+        CREATE TABLE pgguard.relation_names (
+            relid oid PRIMARY KEY,
+            path  text NOT NULL,
+            cols  text[] NOT NULL
+        );
+        CREATE TABLE pgguard.renames (
+            relid      oid NOT NULL,
+            attnum     smallint NOT NULL,  -- 0: the table itself (name or schema)
+            renamed_at timestamptz NOT NULL,
+            PRIMARY KEY (relid, attnum)
+        );
+
         -- one number per refusal, drawn even though the refused transaction rolls back
         -- (sequences are not transactional): log lines carry it, so `pgguard audit` can tell
         -- the guard's own lines from ones any session could RAISE LOG itself
@@ -122,6 +138,7 @@ def downgrade() -> None:
     op.execute(
         """
         DROP SEQUENCE pgguard.refusal_seq;
+        DROP TABLE pgguard.renames, pgguard.relation_names;
         DROP TABLE pgguard.attachments;
         DROP TABLE pgguard.verified_tokens, pgguard.created_tables, pgguard.spent_tokens,
                    pgguard.audit, pgguard.keys, pgguard.settings, pgguard.installation;
