@@ -11,12 +11,11 @@ import datetime as dt
 import json
 import os
 import shlex
-import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 import psycopg
@@ -354,23 +353,32 @@ def allow(
     if not args:
         click.echo(token)
         return
-    sys.exit(run_with_token(args, token))
+    run_with_token(args, token)
 
 
-def run_with_token(args: Sequence[str], token: str) -> int:
-    """Run ``args`` with the token in PGOPTIONS and PGGUARD_TOKEN; returns its exit code."""
+def run_with_token(args: Sequence[str], token: str) -> NoReturn:
+    """Replace this process with ``args``, the token in PGOPTIONS and PGGUARD_TOKEN.
+
+    exec, not a child process: the command gets the terminal's signals itself (psql cancels a
+    query on Ctrl-C and goes on), its exit code is ours by construction, and no parent can die
+    leaving it running with the token.
+    """
     env = dict(os.environ)
+    existing = env.get("PGOPTIONS", "").rstrip()
+    if (len(existing) - len(existing.rstrip("\\"))) % 2:
+        raise UsageError("PGOPTIONS ends with a lone backslash, which would swallow the token")
     # token characters need no escaping in PGOPTIONS ([A-Za-z0-9_.-]); what was there stays
     extra = f"-c pgguard.token={token}"
-    env["PGOPTIONS"] = f"{env['PGOPTIONS']} {extra}" if env.get("PGOPTIONS") else extra
+    env["PGOPTIONS"] = f"{existing} {extra}" if existing else extra
     env["PGGUARD_TOKEN"] = token
+    sys.stdout.flush()
+    sys.stderr.flush()
     try:
-        proc = subprocess.run(list(args), env=env, check=False)
+        os.execvpe(args[0], list(args), env)
     except FileNotFoundError as e:
         raise UsageError(f"command not found: {shlex.quote(args[0])}") from e
     except PermissionError as e:
         raise UsageError(f"cannot run {shlex.quote(args[0])}: {e.strerror}") from e
-    return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
 
 
 @cli.group()

@@ -208,6 +208,36 @@ def _installed_state(conn: psycopg.Connection[Any], digest: str) -> tuple[str | 
     return inst[0], bool(tampered and tampered[0])
 
 
+def take_install_lock(conn: psycopg.Connection[Any], wait: str = "60s") -> None:
+    """Take pgguard's advisory lock for this transaction, waiting at most ``wait``.
+
+    Any role can take an advisory lock, so a session holding ours must not hang install or
+    uninstall forever: past ``wait`` this raises :class:`InstallError` naming the holder.
+    """
+    conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(wait)))
+    try:
+        with conn.transaction():  # a savepoint: a timeout must not poison the transaction
+            conn.execute("SELECT pg_catalog.pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
+    except psycopg.errors.LockNotAvailable as e:
+        holder = conn.execute(
+            "SELECT a.pid, a.usename::text, a.application_name FROM pg_catalog.pg_locks l"
+            " JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid"
+            " WHERE l.locktype = 'advisory' AND l.granted"
+            " AND ((l.classid::bigint << 32) | l.objid::bigint) = %s LIMIT 1",
+            (ADVISORY_LOCK_KEY,),
+        ).fetchone()
+        who = (
+            f"pid {holder[0]} (role {holder[1]}, {holder[2] or 'no application_name'})"
+            if holder
+            else "a session that has ended since"
+        )
+        raise InstallError(
+            f"another session holds pgguard's install lock: {who}; waited {wait}",
+            hint="wait for it to finish, or end that session: SELECT pg_terminate_backend(pid)",
+        ) from e
+    conn.execute("SET LOCAL lock_timeout = DEFAULT")
+
+
 def _known_revisions() -> set[str]:
     from alembic.script import ScriptDirectory
 
@@ -259,7 +289,7 @@ def _step1(
     try:
         with engine.connect() as sa_conn, sa_conn.begin():
             raw: psycopg.Connection[Any] = sa_conn.connection.driver_connection  # type: ignore[assignment]
-            raw.execute("SELECT pg_catalog.pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
+            take_install_lock(raw)
             _refuse_newer(raw)
             before = _alembic_revisions(raw)
             _create_roles(raw)

@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 
 from .errors import GuardRefused, NotInstalled, PrivilegeError, UsageError
-from .installer import ADVISORY_LOCK_KEY, AUDITOR_ROLE, EVENT_TRIGGERS, OWNER_ROLE
+from .installer import AUDITOR_ROLE, EVENT_TRIGGERS, OWNER_ROLE, take_install_lock
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def uninstall(
     ).fetchone()
     try:
         with conn.transaction():
-            conn.execute("SELECT pg_catalog.pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
+            take_install_lock(conn)
             _authorize(conn, token, force, bool(superuser and superuser[0]))
             for name in EVENT_TRIGGERS:
                 conn.execute(
@@ -85,7 +85,7 @@ def uninstall(
     dropped: list[str] = []
     kept: list[str] = []
     with conn.transaction():
-        conn.execute("SELECT pg_catalog.pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
+        take_install_lock(conn)
         conn.execute("DROP SCHEMA IF EXISTS pgguard CASCADE")
         conn.execute("DROP SCHEMA IF EXISTS pgguard_sentinel CASCADE")
     for role in (OWNER_ROLE, AUDITOR_ROLE):

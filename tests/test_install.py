@@ -256,3 +256,19 @@ def test_install_killed_half_way_is_finished_by_the_next_run(
     assert report.action == "unchanged"  # the schema step had committed; only tables remained
     assert report.complete and report.tables_attached == st.tables_unprotected_count
     assert status(admin).healthy
+
+
+def test_a_held_install_lock_gives_a_clear_error_not_a_hang(
+    pg_server: Any, guarded_admin: Conn, guarded_db_name: str, make_app_role: Any
+) -> None:
+    from pgguard.errors import InstallError
+    from pgguard.installer import ADVISORY_LOCK_KEY, take_install_lock
+
+    role = make_app_role(guarded_db_name, grants=False)
+    with role.connect() as holder:  # any role may take an advisory lock
+        holder.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
+        started = time.monotonic()
+        with pytest.raises(InstallError, match=f"install lock: pid \\d+ \\(role {role.name}"):
+            with guarded_admin.transaction():
+                take_install_lock(guarded_admin, wait="200ms")
+        assert time.monotonic() - started < 10

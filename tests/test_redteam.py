@@ -194,3 +194,21 @@ def test_renaming_into_an_approved_glob_does_not_stretch_the_token(
     # a token issued after the rename is an approval of the new name
     present(app, later_token(key, ops=ops, objects=[pattern]))
     app.execute(stmt)  # type: ignore[arg-type]
+
+
+def test_allow_runs_the_command_in_its_own_place(tmp_path: Any) -> None:
+    """exec, not a child: Ctrl-C reaches the command alone, and no parent can die and leave it
+    running with the token; the exit code is the command's by construction."""
+    import subprocess
+    import sys
+
+    key_file = tmp_path / "k.pem"
+    keys.write_private_key(key_file, keys.generate_private_key(2048))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pgguard", "allow", "--key-file", str(key_file), "--",
+         "sh", "-c", "echo $$; exit 9"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 9
+    assert out.strip() == str(proc.pid)
