@@ -177,9 +177,20 @@ BEGIN
             reason := 'bad_signature';
             RETURN;
         END IF;
-        INSERT INTO pgguard.verified_tokens (token_sha256, kid, claims, exp)
-        VALUES (h, parts[2], c, pg_catalog.to_timestamp((c ->> 'exp')::double precision))
-        ON CONFLICT (token_sha256) DO NOTHING;
+        -- Remember it, unless another transaction is doing so right now: sessions sharing a
+        -- token (several connections of one tool) must not wait on each other's uncommitted
+        -- row, nor fail under REPEATABLE READ; they just verify again.
+        IF pg_catalog.pg_try_advisory_xact_lock(
+               ('x' || pg_catalog.encode(pg_catalog.substr(h, 1, 8), 'hex'))::bit(64)::bigint) THEN
+            BEGIN
+                INSERT INTO pgguard.verified_tokens (token_sha256, kid, claims, exp)
+                VALUES (h, token_kid, c,
+                        pg_catalog.to_timestamp((c ->> 'exp')::double precision))
+                ON CONFLICT (token_sha256) DO NOTHING;
+            EXCEPTION WHEN serialization_failure THEN
+                NULL;
+            END;
+        END IF;
         DELETE FROM pgguard.verified_tokens v
          WHERE v.ctid IN (SELECT v2.ctid FROM pgguard.verified_tokens v2
                            WHERE v2.exp < pg_catalog.now() - interval '1 hour'

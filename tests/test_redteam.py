@@ -212,3 +212,27 @@ def test_allow_runs_the_command_in_its_own_place(tmp_path: Any) -> None:
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 9
     assert out.strip() == str(proc.pid)
+
+
+def test_sessions_sharing_a_token_do_not_wait_on_each_other(
+    pg_server: Any, guarded_admin: Conn, guarded_db_name: str, key: Any
+) -> None:
+    guarded_admin.execute("CREATE TABLE ta (id int); CREATE TABLE tb (id int)")
+    token = later_token(key, ops=["truncate"], objects=["public.*"])
+    with pg_server.connect(guarded_db_name) as one, pg_server.connect(guarded_db_name) as two:
+        one.execute("BEGIN")
+        present(one, token)
+        one.execute("TRUNCATE ta")  # its cache row stays uncommitted
+        two.execute("SET lock_timeout = '2s'")
+        present(two, token)
+        two.execute("TRUNCATE tb")  # must not wait for `one`
+        one.execute("COMMIT")
+        # REPEATABLE READ whose snapshot predates another session's cache row: no 40001
+        other = later_token(key, ops=["truncate"], objects=["public.*"], jti="second")
+        two.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        two.execute("SELECT 1")
+        present(one, other)
+        one.execute("TRUNCATE ta")
+        present(two, other)
+        two.execute("TRUNCATE tb")
+        two.execute("COMMIT")
