@@ -404,9 +404,14 @@ def keys_create(out: Path, bits: int, public_out: Path | None) -> None:
     from . import keys as keymod
 
     private = keymod.generate_private_key(bits)
-    keymod.write_private_key(out, private)
-    if public_out is not None:
-        public_out.write_text(keymod.public_key_pem(private))
+    if public_out is not None:  # first: a failure here must not leave a private key behind
+        keymod.write_public_key(public_out, private)
+    try:
+        keymod.write_private_key(out, private)
+    except BaseException:
+        if public_out is not None:
+            public_out.unlink(missing_ok=True)
+        raise
     click.echo(keymod.kid(private))
     err.print(f"wrote private key {out} (mode 0600): keep it with the approver, never in the DB")
 

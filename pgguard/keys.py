@@ -202,6 +202,22 @@ def _write_exclusive(target: Path, data: bytes) -> None:
         os.close(fd)
 
 
+def write_public_key(path: StrPath, key: rsa.RSAPublicKey | rsa.RSAPrivateKey) -> Path:
+    """Write the public half as PEM to a new file (never over an existing file or a symlink)."""
+    target = Path(path)
+    try:
+        fd = os.open(target, _CREATE_FLAGS, 0o644)
+    except FileExistsError as e:
+        raise KeyFileError(f"{target}: file exists; refusing to overwrite it") from e
+    except OSError as e:
+        raise KeyFileError(f"{target}: cannot create it: {e.strerror}") from e
+    try:
+        os.write(fd, public_key_pem(key).encode("ascii"))
+    finally:
+        os.close(fd)
+    return target
+
+
 def _fsync_dir(directory: Path) -> None:
     # Best effort: make the new directory entry durable (not possible on every platform).
     try:

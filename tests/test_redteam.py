@@ -236,3 +236,27 @@ def test_sessions_sharing_a_token_do_not_wait_on_each_other(
         present(two, other)
         two.execute("TRUNCATE tb")
         two.execute("COMMIT")
+
+
+def test_keys_create_never_writes_through_a_planted_public_path(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("DATA")
+    (tmp_path / "pub.pem").symlink_to(victim)
+
+    def create(out: str, pub: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "pgguard", "keys", "create", "--bits", "2048",
+             "--out", str(tmp_path / out), "--public-out", pub],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    planted = create("a.pem", str(tmp_path / "pub.pem"))
+    assert planted.returncode == 2 and "refusing to overwrite" in planted.stderr
+    assert victim.read_text() == "DATA"
+    missing_dir = create("b.pem", str(tmp_path / "no" / "x.pub"))
+    assert missing_dir.returncode == 2 and "cannot create it" in missing_dir.stderr
+    # neither failure left a private key behind
+    assert not (tmp_path / "a.pem").exists() and not (tmp_path / "b.pem").exists()
