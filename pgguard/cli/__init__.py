@@ -23,10 +23,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ._version import __version__
-from .connect import connect
-from .durations import parse_duration
-from .errors import GuardRefused, PgguardError, UsageError
+from .._version import __version__
+from ..connect import connect
+from ..durations import parse_duration
+from ..errors import GuardRefused, PgguardError, UsageError
 
 err = Console(stderr=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -163,8 +163,8 @@ def install(
     may create event triggers (a superuser, rds_superuser, cloudsqlsuperuser, neon_superuser,
     or Supabase's postgres role).
     """
-    from . import keys as keymod
-    from .installer import install as do_install
+    from .. import keys as keymod
+    from ..installer import install as do_install
 
     rows = [keymod.public_numbers_for_db(keymod.load_public_key(p)) for p in public_keys]
     if key_file is not None:
@@ -223,7 +223,7 @@ def install(
 @json_option
 def status(dsn: str | None, as_json: bool) -> None:
     """Health check: exit 0 healthy, 1 degraded, 4 not installed."""
-    from .health import status as read_status
+    from ..health import status as read_status
 
     with _connection(dsn) as conn:
         st = read_status(conn)
@@ -268,7 +268,7 @@ def uninstall(dsn: str | None, token: str | None, yes: bool) -> None:
     Needs a token with op uninstall: pgguard allow --op uninstall --object pgguard -- pgguard
     uninstall. Where no approver key is registered, the installing superuser confirms with --yes.
     """
-    from .removal import uninstall as do_uninstall
+    from ..removal import uninstall as do_uninstall
 
     with _connection(dsn) as conn, _progress("removing guards") as progress:
         report = do_uninstall(conn, token=token, force=yes, progress=progress)
@@ -322,8 +322,8 @@ def allow(
     PGOPTIONS extended by `-c pgguard.token=…` and PGGUARD_TOKEN set, and its exit code is
     pgguard's.
     """
-    from . import keys as keymod
-    from .token import DEFAULT_OBJECTS, DEFAULT_OPS, issue_token
+    from .. import keys as keymod
+    from ..token import DEFAULT_OBJECTS, DEFAULT_OPS, issue_token
 
     if key_file is None:
         raise UsageError("no approver key: pass --key-file or set $PGGUARD_KEY_FILE")
@@ -401,7 +401,7 @@ def keys() -> None:
 )
 def keys_create(out: Path, bits: int, public_out: Path | None) -> None:
     """Create an approver private key; prints its kid. Needs no database."""
-    from . import keys as keymod
+    from .. import keys as keymod
 
     private = keymod.generate_private_key(bits)
     if public_out is not None:  # first: a failure here must not leave a private key behind
@@ -422,8 +422,8 @@ def keys_create(out: Path, bits: int, public_out: Path | None) -> None:
 @dsn_option
 def keys_add(public_key_file: Path, comment: str | None, dsn: str | None) -> None:
     """Register a public key (a private key file works too: only its public half is stored)."""
-    from . import keys as keymod
-    from .keystore import add_keys
+    from .. import keys as keymod
+    from ..keystore import add_keys
 
     row = keymod.public_numbers_for_db(keymod.load_public_key(public_key_file))
     with _connection(dsn) as conn:
@@ -437,7 +437,7 @@ def keys_add(public_key_file: Path, comment: str | None, dsn: str | None) -> Non
 @json_option
 def keys_list(dsn: str | None, as_json: bool) -> None:
     """List registered keys, live and revoked."""
-    from .keystore import list_keys
+    from ..keystore import list_keys
 
     with _connection(dsn) as conn:
         rows = list_keys(conn)
@@ -475,7 +475,7 @@ def keys_list(dsn: str | None, as_json: bool) -> None:
 @dsn_option
 def keys_revoke(kid: str, dsn: str | None) -> None:
     """Revoke a key: tokens it signed stop working at once."""
-    from .keystore import revoke_key
+    from ..keystore import revoke_key
 
     with _connection(dsn) as conn:
         key = revoke_key(conn, kid)
@@ -496,7 +496,7 @@ def keys_revoke(kid: str, dsn: str | None) -> None:
 @json_option
 def audit(dsn: str | None, since: str, log_file: Path | None, as_json: bool) -> None:
     """Overrides and refusals: who, what, when, with which token."""
-    from .audit import read_audit
+    from ..audit import read_audit
 
     with _connection(dsn) as conn:
         report = read_audit(
@@ -527,9 +527,14 @@ def audit(dsn: str | None, since: str, log_file: Path | None, as_json: bool) -> 
 @click.option("--pg-version", default=None, type=int, help="major of the throwaway server")
 def demo(dsn: str | None, pg_version: int | None) -> None:
     """The whole story end to end, against --dsn or a throwaway local server."""
-    from .demo import run_demo
+    from ..demo import run_demo
 
     sys.exit(run_demo(dsn, pg_version=pg_version, say=lambda text: err.print(text, soft_wrap=True)))
+
+
+# Commands that live in their own modules register themselves on `cli` when imported; one
+# import line each keeps this file from becoming everyone's merge conflict.
+from . import _commands  # noqa: E402,F401
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,0 +1,6 @@
+"""Imports every command module kept outside ``pgguard/cli/__init__.py`` so it registers on ``cli``.
+
+Each module does ``from pgguard.cli import cli`` and decorates its commands with ``@cli.command()``.
+"""
+
+from __future__ import annotations
