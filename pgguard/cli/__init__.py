@@ -305,6 +305,13 @@ def uninstall(dsn: str | None, token: str | None, yes: bool) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="approver private key (default $PGGUARD_KEY_FILE)",
 )
+@click.option(
+    "--from-check",
+    "from_check",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE.json",
+    help="approve exactly what `pgguard check --json` found (its ops, objects, --once, --db)",
+)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def allow(
     ttl: str,
@@ -314,6 +321,7 @@ def allow(
     reason: str | None,
     db: str | None,
     key_file: Path | None,
+    from_check: Path | None,
     command: Sequence[str],
 ) -> None:
     """Sign an override token; offline, needs no database.
@@ -325,6 +333,17 @@ def allow(
     from .. import keys as keymod
     from ..token import DEFAULT_OBJECTS, DEFAULT_OPS, issue_token
 
+    if from_check is not None:
+        from ..check.fromcheck import scope_from_check
+
+        if ops or objects:
+            raise UsageError("--from-check sets the ops and objects: drop --op and --object")
+        scope = scope_from_check(from_check)
+        if scope is None:
+            raise UsageError(f"{from_check}: the check found nothing to approve")
+        ops, objects = scope.ops, scope.objects
+        once = once or scope.once
+        db = db or scope.db
     if key_file is None:
         raise UsageError("no approver key: pass --key-file or set $PGGUARD_KEY_FILE")
     private = keymod.load_private_key(key_file)

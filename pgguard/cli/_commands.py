@@ -4,3 +4,5 @@ Each module does ``from pgguard.cli import cli`` and decorates its commands with
 """
 
 from __future__ import annotations
+
+from . import check  # noqa: F401

@@ -1,0 +1,11 @@
+#!/usr/bin/env python
+"""A small multi-tenant shop for pgguard's `check` tests (shared tenant model, two apps)."""
+
+import os
+import sys
+
+if __name__ == "__main__":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shopsite.settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)

@@ -1,0 +1,18 @@
+"""Settings: the database comes from $DATABASE_URL-style parts so tests can point it anywhere."""
+
+import os
+
+SECRET_KEY = "not-secret-test-only"
+INSTALLED_APPS = ["customers", "shop"]
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": os.environ.get("SHOP_DB_NAME", "shop"),
+        "USER": os.environ.get("SHOP_DB_USER", "postgres"),
+        "HOST": os.environ.get("SHOP_DB_HOST", "127.0.0.1"),
+        "PORT": os.environ.get("SHOP_DB_PORT", "5432"),
+        "OPTIONS": {"options": os.environ.get("SHOP_DB_OPTIONS", "")},
+    }
+}
