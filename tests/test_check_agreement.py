@@ -11,6 +11,7 @@ which fails on purpose) is counted, not judged. Counts go to the test's output.
 from __future__ import annotations
 
 import inspect
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,10 @@ from pgguard.installer import install
 from pgguard.token import KNOWN_OPS
 
 DATA = Path(__file__).parent / "data" / "check"
-CORPORA = sorted(DATA.glob("*.sql"))
+#: more corpora to measure against, e.g. a checkout's src/test/regress/sql (PostgreSQL's own
+#: regression SQL: it creates roles and tablespaces too, which the harness does not send)
+EXTRA = os.environ.get("PGGUARD_CHECK_CORPORA")
+CORPORA = sorted(DATA.glob("*.sql")) + (sorted(Path(EXTRA).glob("*.sql")) if EXTRA else [])
 Conn = psycopg.Connection[Any]
 
 #: statements the harness does not send (cluster-wide or session-breaking), by parse-tree type
