@@ -50,6 +50,7 @@ class AuditEntry:
     source: str  # "pgguard.audit" | "server log"
     seq: int | None = None  # refusals: the number drawn from pgguard.refusal_seq
     suspect: str | None = None  # refusals: why this line may not be the guard's own
+    deploy: dict[str, Any] | None = None  # deploys: id, outcome, exit code, restore point, summary
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict (``at`` in ISO 8601)."""
@@ -109,6 +110,7 @@ def read_audit(
         for r in rows
     )
     sources["pgguard.audit"] = "read"
+    entries.extend(_deploys(conn, since))
 
     db = conn.info.dbname
     cutoff = dt.datetime.now(dt.timezone.utc) - since
@@ -132,6 +134,58 @@ def read_audit(
         entries = _check_sequence(conn, entries, sources)
     entries.sort(key=lambda e: e.at)
     return AuditReport(tuple(entries), sources)
+
+
+def _deploys(conn: psycopg.Connection[Any], since: dt.timedelta) -> list[AuditEntry]:
+    """Deploys (`pgguard deploy`, `snapshot` + `verify`) as entries of kind ``deploy``."""
+    if conn.execute("SELECT to_regclass('pgguard.deploys')").fetchone() == (None,):
+        return []
+    rows = conn.execute(
+        """
+        SELECT id, started_at, finished_at, session_user_name, application_name,
+               host(client_addr), command, restore_time, restore_lsn::text, restore_txid,
+               outcome, exit_code, summary
+          FROM pgguard.deploys WHERE started_at > now() - %s ORDER BY started_at, id
+        """,
+        (since,),
+    ).fetchall()
+    out = []
+    for r in rows:
+        point = f"restore point {r[7].isoformat()} lsn {r[8]} txid {r[9]}"
+        unapproved = (r[12] or {}).get("unapproved") or []
+        out.append(
+            AuditEntry(
+                at=r[1],
+                kind="deploy",
+                op="deploy",
+                object=r[6] or "",
+                command_tag=None,
+                session_user=r[3],
+                application_name=r[4],
+                client_addr=r[5],
+                jti=None,
+                sub=None,
+                why=None,
+                detail=f"{r[10]}"
+                + (f" (exit code {r[11]})" if r[11] is not None else "")
+                + (f": {'; '.join(unapproved)}" if unapproved else "")
+                + f"; {point}",
+                source="pgguard.deploys",
+                deploy={
+                    "id": r[0],
+                    "finished_at": r[2].isoformat() if r[2] else None,
+                    "outcome": r[10],
+                    "exit_code": r[11],
+                    "restore_point": {
+                        "time": r[7].isoformat(),
+                        "lsn": r[8],
+                        "txid": r[9],
+                    },
+                    "summary": r[12],
+                },
+            )
+        )
+    return out
 
 
 def _check_sequence(

@@ -83,7 +83,8 @@ BEGIN
                 problem := pg_catalog.format('claim %s must be a non-empty list of strings', name);
                 RETURN;
             ELSIF name = 'ops' AND (x #>> '{}') NOT IN ('drop_table', 'drop_column', 'truncate',
-                                                        'uninstall') THEN
+                                                        'uninstall', 'delete_rows',
+                                                        'update_rows') THEN
                 problem := pg_catalog.format('unknown operation %s', x);
                 RETURN;
             ELSIF name = 'obj' AND (

@@ -286,7 +286,9 @@ def uninstall(dsn: str | None, token: str | None, yes: bool) -> None:
     "--op",
     "ops",
     multiple=True,
-    type=click.Choice(["drop_table", "drop_column", "truncate", "uninstall"]),
+    type=click.Choice(
+        ["drop_table", "drop_column", "truncate", "uninstall", "delete_rows", "update_rows"]
+    ),
     help="operation to approve (repeatable; default drop_table, drop_column, truncate)",
 )
 @click.option(

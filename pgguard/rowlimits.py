@@ -1,0 +1,167 @@
+"""`pgguard protect-rows`: opt-in row-loss limits on tables (sql/075_row_limits.sql).
+
+A protected table carries two statement-level AFTER triggers, ``pgguard_row_limit_delete`` and
+``pgguard_row_limit_update`` (``ENABLE ALWAYS``), whose arguments are the limits. A transaction
+that deletes (updates) more rows of the table than ``max_rows``, or more than one row and more
+than ``max_fraction`` of the rows it had, is refused with PGG01 unless the session's token
+covers op ``delete_rows`` (``update_rows``) on the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from .errors import NotInstalled, PrivilegeError, UsageError
+
+DEFAULT_MAX_ROWS = 1000
+DEFAULT_MAX_FRACTION = 0.5
+TRIGGERS = {"DELETE": "pgguard_row_limit_delete", "UPDATE": "pgguard_row_limit_update"}
+
+
+@dataclass(frozen=True)
+class RowLimit:
+    """One table's limit for one op, as its trigger has it."""
+
+    table: str
+    op: str  # "delete_rows" | "update_rows"
+    max_rows: int
+    max_fraction: float
+    enabled: str  # "always" | "origin" | "replica" | "disabled"
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "table": self.table,
+            "op": self.op,
+            "max_rows": self.max_rows,
+            "max_fraction": self.max_fraction,
+            "enabled": self.enabled,
+        }
+
+
+@dataclass(frozen=True)
+class ProtectReport:
+    """What `protect_rows` did."""
+
+    protected: tuple[str, ...]
+    removed: tuple[str, ...]
+    limits: tuple[RowLimit, ...]
+
+
+def _require(conn: psycopg.Connection[Any]) -> None:
+    row = conn.execute("SELECT to_regprocedure('pgguard.row_limit_guard()')").fetchone()
+    if row is None or row[0] is None:
+        raise NotInstalled(
+            f'pgguard (with row-loss limits) is not installed in database "{conn.info.dbname}"',
+            hint="run pgguard install (again, to upgrade)",
+        )
+
+
+def list_row_limits(conn: psycopg.Connection[Any]) -> tuple[RowLimit, ...]:
+    """Every table with a row-loss limit, per op."""
+    _require(conn)
+    return tuple(
+        RowLimit(r[0], r[1], int(r[2]), float(r[3]), r[4])
+        for r in conn.execute(
+            "SELECT pgguard.ident_path(schema_name, table_name), op, max_rows, max_fraction,"
+            " enabled FROM pgguard.row_limits() ORDER BY 1, 2"
+        )
+    )
+
+
+def _resolve(conn: psycopg.Connection[Any], tables: Iterable[str], all_tables: bool) -> list[str]:
+    """Regclass texts of the tables to act on."""
+    out: list[str] = []
+    if all_tables:
+        out += [
+            r[0]
+            for r in conn.execute(
+                "SELECT relid::regclass::text FROM pgguard.table_guards()"
+                " WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i"
+                "                    WHERE i.inhrelid = relid)"
+                " ORDER BY 1"
+            )
+        ]
+    for name in tables:
+        try:
+            row = conn.execute(
+                "SELECT c.oid::regclass::text, c.relkind::text FROM pg_catalog.pg_class c"
+                " WHERE c.oid = to_regclass(%s)",
+                (name,),
+            ).fetchone()
+        except psycopg.Error as e:
+            raise UsageError(f"{name!r}: {e.diag.message_primary or e}") from e
+        if row is None:
+            raise UsageError(f"no such table: {name}")
+        if row[1] not in ("r", "p"):
+            raise UsageError(f"{name} is not a table")
+        if row[0] not in out:
+            out.append(row[0])
+    return out
+
+
+def protect_rows(
+    conn: psycopg.Connection[Any],
+    tables: Iterable[str] = (),
+    *,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    max_fraction: float = DEFAULT_MAX_FRACTION,
+    all_tables: bool = False,
+    remove: bool = False,
+) -> ProtectReport:
+    """Put (or with ``remove``, take off) row-loss limits on tables, in one transaction.
+
+    ``all_tables``: every table pgguard guards (a partitioned parent's trigger sees its
+    partitions' rows, so partitions themselves are left out). Re-running changes the limits.
+    """
+    if max_rows < 0:
+        raise UsageError("--max-rows must be 0 or more")
+    if not 0 < max_fraction <= 1:
+        raise UsageError("--max-fraction must be above 0 and at most 1 (1 turns it off)")
+    _require(conn)
+    names = _resolve(conn, tables, all_tables)
+    if not names:
+        raise UsageError("no table given: name tables, or pass --all")
+    args = [sql.Literal(str(max_rows)), sql.Literal(repr(float(max_fraction)))]
+    try:
+        with conn.transaction():
+            for name in names:
+                table = sql.SQL(name)  # a regclass rendering: quoted where it must be
+                for event, trigger in TRIGGERS.items():
+                    conn.execute(
+                        sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(
+                            sql.Identifier(trigger), table
+                        )
+                    )
+                    if remove:
+                        continue
+                    conn.execute(
+                        sql.SQL(
+                            "CREATE TRIGGER {} AFTER {} ON {} REFERENCING OLD TABLE AS"
+                            " pgguard_changed FOR EACH STATEMENT"
+                            " EXECUTE FUNCTION pgguard.row_limit_guard({})"
+                        ).format(
+                            sql.Identifier(trigger), sql.SQL(event), table, sql.SQL(", ").join(args)
+                        )
+                    )
+                    conn.execute(
+                        sql.SQL("ALTER TABLE {} ENABLE ALWAYS TRIGGER {}").format(
+                            table, sql.Identifier(trigger)
+                        )
+                    )
+    except psycopg.errors.InsufficientPrivilege as e:
+        raise PrivilegeError(
+            f"cannot change the row-loss limits: {e.diag.message_primary}",
+            hint="run protect-rows as the tables' owner or the installing role",
+        ) from e
+    limits = list_row_limits(conn)
+    return ProtectReport(
+        protected=() if remove else tuple(names),
+        removed=tuple(names) if remove else (),
+        limits=limits,
+    )

@@ -1,0 +1,127 @@
+-- Row-loss limits (`pgguard protect-rows`): statement-level AFTER DELETE / AFTER UPDATE triggers
+-- pgguard_row_limit_delete / pgguard_row_limit_update (ENABLE ALWAYS), limits in their arguments.
+-- The trigger runs as the invoker and counts rows per transaction in a transaction-local setting;
+-- past the limit it asks row_limit_check (SECURITY DEFINER: audit, spent tokens) for a token.
+
+-- The trigger body. Reads the transition table (one tuplestore per statement, no per-row call),
+-- adds its size to this transaction's count for the table and checks the limits:
+--   refused when the count exceeds max_rows (TG_ARGV[0]), or when more than one row and more than
+--   max_fraction (TG_ARGV[1]) of the table's rows before the transaction. The table is counted
+--   only up to the size that would decide it, so the check costs at most rows/fraction reads.
+-- The count lives in a SET LOCAL-style setting: it ends with the transaction, a rolled-back
+-- savepoint takes its rows back with it, and it costs no write. A session can reset it (as it can
+-- commit between batches): this limit stops accidents, not a role bent on deleting its own rows.
+CREATE OR REPLACE FUNCTION pgguard.row_limit_guard() RETURNS trigger
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+DECLARE
+    n bigint;
+    var text;
+    total bigint;
+    max_rows bigint := TG_ARGV[0]::bigint;
+    frac numeric := TG_ARGV[1]::numeric;
+    want bigint;
+    seen bigint;
+    size_before bigint;
+BEGIN
+    SELECT pg_catalog.count(*) INTO n FROM pgguard_changed;
+    IF n = 0 THEN
+        RETURN NULL;
+    END IF;
+    var := 'pgguard.rows_' || pg_catalog.lower(TG_OP) || '_' || TG_RELID::text;
+    total := n + COALESCE(NULLIF(pg_catalog.current_setting(var, true), '')::bigint, 0);
+    PERFORM pg_catalog.set_config(var, total::text, true);
+    IF total > max_rows THEN
+        RETURN pgguard.row_limit_check(TG_RELID, TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_OP, total,
+                                       max_rows, frac, NULL);
+    END IF;
+    IF total < 2 OR frac >= 1 THEN
+        RETURN NULL;
+    END IF;
+    -- rows left now: DELETE took `total` away (before = left + total), UPDATE took none
+    IF TG_OP = 'DELETE' THEN
+        want := pg_catalog.floor(total * (1 - frac) / frac)::bigint + 1;
+    ELSE
+        want := pg_catalog.floor(total / frac)::bigint + 1;
+    END IF;
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM (SELECT FROM %s LIMIT %s) s',
+                              TG_RELID::regclass, want) INTO seen;
+    size_before := seen + CASE WHEN TG_OP = 'DELETE' THEN total ELSE 0 END;
+    IF seen < want AND total > frac * size_before THEN
+        RETURN pgguard.row_limit_check(TG_RELID, TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_OP, total,
+                                       max_rows, frac, size_before);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+-- Past the limit: let the statement through only with a token for delete_rows / update_rows on
+-- this table (pgguard.check_override: signature, scope, once, audit row); otherwise PGG01 with a
+-- DETAIL saying how many rows and which limit, then why no token applied.
+CREATE OR REPLACE FUNCTION pgguard.row_limit_check(
+    rel oid, schema_name text, table_name text, tg_op text, total bigint, max_rows bigint,
+    frac numeric, size_before bigint)
+RETURNS record
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+DECLARE
+    obj text := pgguard.ident_path(schema_name, table_name);
+    op text := CASE tg_op WHEN 'DELETE' THEN 'delete_rows' ELSE 'update_rows' END;
+    verb text := CASE tg_op WHEN 'DELETE' THEN 'delete' ELSE 'update' END;
+    why text;
+    d_message text;
+    d_detail text;
+    d_hint text;
+    d_constraint text;
+BEGIN
+    IF schema_name = ANY (pgguard.excluded_schemas()) THEN
+        RETURN NULL;
+    END IF;
+    why := CASE WHEN size_before IS NULL
+        THEN pg_catalog.format('this transaction %sd %s rows of "%s"; the limit is %s rows',
+                               verb, total, obj, max_rows)
+        ELSE pg_catalog.format(
+            'this transaction %sd %s rows of "%s", which had %s; the limit is %s%% of its rows',
+            verb, total, obj, size_before, (frac * 100)::double precision) END;
+    BEGIN
+        PERFORM pgguard.check_override(op, ARRAY[obj], tg_op, NULL, '{}',
+            pg_catalog.format('pgguard: refusing to %s %s rows of "%s"', verb, total, obj));
+    EXCEPTION WHEN SQLSTATE 'PGG01' THEN
+        GET STACKED DIAGNOSTICS d_message = MESSAGE_TEXT, d_detail = PG_EXCEPTION_DETAIL,
+                                d_hint = PG_EXCEPTION_HINT, d_constraint = CONSTRAINT_NAME;
+        RAISE EXCEPTION USING
+            ERRCODE = 'PGG01',
+            MESSAGE = d_message,
+            DETAIL = why || '; ' || d_detail,
+            HINT = d_hint,
+            CONSTRAINT = d_constraint,
+            SCHEMA = schema_name,
+            TABLE = table_name;
+    END;
+    RETURN NULL;
+END
+$$;
+
+-- The tables with row-loss limits, and the state of their triggers (for `pgguard status`,
+-- `protect-rows --list` and deploy reports). Read-only; any role may call it.
+CREATE OR REPLACE FUNCTION pgguard.row_limits()
+RETURNS TABLE (relid oid, schema_name text, table_name text, op text, max_rows bigint,
+               max_fraction numeric, enabled text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+    SELECT c.oid, n.nspname::text, c.relname::text,
+           CASE WHEN t.tgname = 'pgguard_row_limit_delete' THEN 'delete_rows'
+                ELSE 'update_rows' END,
+           pg_catalog.split_part(pg_catalog.encode(t.tgargs, 'escape'), '\000', 1)::bigint,
+           pg_catalog.split_part(pg_catalog.encode(t.tgargs, 'escape'), '\000', 2)::numeric,
+           CASE t.tgenabled WHEN 'A' THEN 'always' WHEN 'O' THEN 'origin'
+                            WHEN 'R' THEN 'replica' ELSE 'disabled' END
+      FROM pg_catalog.pg_trigger t
+      JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE t.tgname IN ('pgguard_row_limit_delete', 'pgguard_row_limit_update')
+       AND t.tgfoid = 'pgguard.row_limit_guard()'::pg_catalog.regprocedure
+$$;

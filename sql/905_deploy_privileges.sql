@@ -1,0 +1,13 @@
+-- Privileges for the deploy loop and row-loss limits, after 900 has reset everything in schema
+-- pgguard: any role may record and verify its own deploys and fire the row-limit trigger; the
+-- deploy records are read by pgguard_auditor like the rest of the audit trail.
+
+GRANT SELECT ON pgguard.deploys TO pgguard_auditor;
+GRANT EXECUTE ON FUNCTION
+    pgguard.deploy_begin(text, timestamptz, pg_lsn, bigint),
+    pgguard.deploy_end(bigint, text, integer, jsonb),
+    pgguard.deploy_approvals(bigint),
+    pgguard.row_limit_guard(),
+    pgguard.row_limit_check(oid, text, text, text, bigint, bigint, numeric, bigint),
+    pgguard.row_limits()
+TO PUBLIC;
