@@ -34,7 +34,7 @@ class DeployRefused(PgguardError):
 
 
 _URL_PASSWORD = re.compile(r"(\w+://[^:/@\s]*:)[^@\s]*@")
-_KV_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
+_KV_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|[^\s']+)", re.IGNORECASE)
 
 
 def redact(command_text: str) -> str:

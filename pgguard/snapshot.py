@@ -201,14 +201,18 @@ def read_restore_point(conn: psycopg.Connection[Any]) -> RestorePoint:
 
 
 def _inventory(conn: psycopg.Connection[Any]) -> list[tuple[int, str, str, int, float]]:
-    """(relid, name, relkind, size in bytes, estimated rows) of every guarded table."""
+    """(relid, name, relkind, size in bytes or -1 when unreadable, estimated rows) of every
+    guarded table."""
     return [
         (int(r[0]), r[1], r[2], int(r[3]), float(r[4]))
         for r in conn.execute(
             """
             SELECT g.relid::bigint, pgguard.ident_path(g.schema_name, g.table_name),
                    g.relkind::text,
-                   CASE WHEN g.relkind = 'r' THEN pg_relation_size(g.relid) ELSE 0 END,
+                   -- a table this role may not read is estimated, never counted
+                   CASE WHEN g.relkind <> 'r' THEN 0
+                        WHEN NOT has_table_privilege(g.relid, 'SELECT') THEN -1
+                        ELSE pg_relation_size(g.relid) END,
                    COALESCE(CASE WHEN s.n_live_tup > 0 OR s.n_dead_tup > 0
                                    OR s.n_tup_ins > 0 OR s.last_analyze IS NOT NULL
                                    OR s.last_autoanalyze IS NOT NULL
@@ -338,7 +342,7 @@ def take_snapshot(
         to_count = [
             relid
             for relid, _name, kind, size, _est in inventory
-            if kind == "r" and (size <= exact_max_bytes or relid in insist)
+            if kind == "r" and size >= 0 and (size <= exact_max_bytes or relid in insist)
         ]
         counted = count_rows(conn, to_count)
     finally:

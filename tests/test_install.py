@@ -72,7 +72,7 @@ def test_fresh_install_creates_everything(pg_server: Any, admin: Conn) -> None:
     admin.execute("CREATE TEMP TABLE scratch (id int)")
     report = install(admin)
     assert report.action == "installed"
-    assert report.migrations_applied == ("0001",)
+    assert report.migrations_applied == ("0002_deploys",)
     assert report.complete and report.tables_total == 5 and report.tables_attached == 5
     assert guard_states(admin) == {
         "plain": "A",
@@ -105,7 +105,7 @@ def test_fresh_install_creates_everything(pg_server: Any, admin: Conn) -> None:
     # the version table lives in schema pgguard, never colliding with the app's
     assert admin.execute("SELECT to_regclass('public.alembic_version')").fetchone() == (None,)
     assert admin.execute("SELECT version_num FROM pgguard.alembic_version").fetchall() == [
-        ("0001",)
+        ("0002_deploys",)
     ]
     assert status(admin).healthy
 

@@ -1,0 +1,200 @@
+"""Row-loss limits (`pgguard protect-rows`): mass DELETE and UPDATE refused per transaction.
+
+Each case runs as the superuser and as an app role owning its tables (``actor``): the limit
+counts rows per transaction (Django deletes in batches of 100 rows per statement), sees DML
+inside functions and DO blocks, and cascaded deletes; INSERT and COPY are never counted; a
+token for ``delete_rows`` / ``update_rows`` on the table lets the transaction through and is
+recorded in the audit trail.
+"""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from tokenhelp import DETAIL_NONE, Conn, approver_key, count, hint_for, refused, register
+
+from pgguard.errors import NotInstalled, UsageError
+from pgguard.rowlimits import list_row_limits, protect_rows
+from pgguard.token import issue_token
+
+
+@pytest.fixture(scope="module")
+def approver() -> rsa.RSAPrivateKey:
+    return approver_key("rows")
+
+
+@pytest.fixture
+def tenants(guarded_admin: Conn, actor: Conn, approver: rsa.RSAPrivateKey) -> Conn:
+    """``tenants`` (10 rows) and ``members`` (3 per tenant, ON DELETE CASCADE), created by
+    the actor, protected with the defaults (1,000 rows, half the table)."""
+    register(guarded_admin, approver)
+    actor.execute("CREATE TABLE tenants (id int PRIMARY KEY, plan text)")
+    actor.execute(
+        "CREATE TABLE members (id serial PRIMARY KEY,"
+        " tenant int REFERENCES tenants ON DELETE CASCADE, name text)"
+    )
+    actor.execute("INSERT INTO tenants SELECT g, 'free' FROM generate_series(1, 10) g")
+    actor.execute("INSERT INTO members (tenant, name) SELECT t, 'm' FROM generate_series(1, 10) t,"
+                  " generate_series(1, 3)")  # fmt: skip
+    protect_rows(guarded_admin, ["public.tenants", "public.members"])
+    return actor
+
+
+def _limit_refusal(conn: Conn, stmt: str, *, verb: str, n: int, table: str, had: int | None,
+                   detail: str = DETAIL_NONE, max_rows: int = 1000) -> None:  # fmt: skip
+    r = refused(conn, stmt)
+    op = f"{verb}_rows"
+    assert r.message == f'pgguard: refusing to {verb} {n} rows of "{table}"'
+    assert r.constraint == f"op={op}"
+    why = (
+        f'this transaction {verb}d {n} rows of "{table}"; the limit is {max_rows} rows'
+        if had is None
+        else f'this transaction {verb}d {n} rows of "{table}", which had {had}; the limit is '
+        "50% of its rows"
+    )
+    assert r.detail == f"{why}; {detail}"
+    assert r.hint == hint_for([op], [table], conn.info.dbname)
+
+
+def test_delete_of_every_row_refused_one_row_passes(tenants: Conn) -> None:
+    _limit_refusal(tenants, "DELETE FROM tenants", verb="delete", n=10, table="public.tenants",
+                   had=10)  # fmt: skip
+    assert count(tenants, "SELECT count(*) FROM tenants") == 10
+    tenants.execute("DELETE FROM tenants WHERE id = 1")  # one tenant, its 3 members cascade
+    assert count(tenants, "SELECT count(*) FROM members") == 27
+
+
+def test_batched_deletes_are_counted_per_transaction(tenants: Conn) -> None:
+    # Django's collector: one statement per batch; each batch is small, the sum is not
+    stmt = "DO $$ BEGIN FOR i IN 0..4 LOOP DELETE FROM tenants WHERE id IN (2*i+1, 2*i+2); END LOOP; END $$"  # noqa: E501
+    _limit_refusal(tenants, stmt, verb="delete", n=6, table="public.tenants", had=10)
+    with tenants.transaction():
+        for i in range(1, 5):  # four of ten: under half
+            tenants.execute("DELETE FROM tenants WHERE id = %s", (i,))
+    assert count(tenants, "SELECT count(*) FROM tenants") == 6
+    # a new transaction starts counting afresh: two more of six is fine
+    tenants.execute("DELETE FROM tenants WHERE id IN (5, 6)")
+    # a rolled-back savepoint takes its rows back with it
+    with tenants.transaction():
+        with pytest.raises(psycopg.errors.DivisionByZero), tenants.transaction():
+            tenants.execute("DELETE FROM tenants WHERE id IN (7, 8)")
+            tenants.execute("SELECT 1/0")
+        tenants.execute("DELETE FROM tenants WHERE id = 7")
+    assert count(tenants, "SELECT count(*) FROM tenants") == 3
+
+
+def test_update_without_where_refused(tenants: Conn) -> None:
+    _limit_refusal(tenants, "UPDATE tenants SET plan = NULL", verb="update", n=10,
+                   table="public.tenants", had=10)  # fmt: skip
+    assert count(tenants, "SELECT count(*) FROM tenants WHERE plan IS NULL") == 0
+    tenants.execute("UPDATE tenants SET plan = 'pro' WHERE id IN (1, 2, 3)")
+
+
+def test_cascaded_delete_from_parent_counts_on_child(guarded_admin: Conn, tenants: Conn) -> None:
+    protect_rows(guarded_admin, ["public.tenants"], max_rows=1000, max_fraction=1)
+    # 6 tenants may go now, but their 18 members are more than half of members
+    _limit_refusal(tenants, "DELETE FROM tenants WHERE id <= 6", verb="delete", n=18,
+                   table="public.members", had=30)  # fmt: skip
+    assert count(tenants, "SELECT count(*) FROM members") == 30
+
+
+def test_max_rows_limit(guarded_admin: Conn, tenants: Conn) -> None:
+    protect_rows(guarded_admin, ["public.members"], max_rows=5, max_fraction=1)
+    _limit_refusal(tenants, "DELETE FROM members WHERE tenant <= 2", verb="delete", n=6,
+                   table="public.members", had=None, max_rows=5)  # fmt: skip
+    tenants.execute("DELETE FROM members WHERE id <= 5")
+
+
+def test_insert_and_copy_are_not_counted(tenants: Conn) -> None:
+    tenants.execute("INSERT INTO tenants SELECT g, 'x' FROM generate_series(11, 5000) g")
+    with tenants.cursor().copy("COPY tenants FROM STDIN") as copy:
+        for i in range(5001, 7001):
+            copy.write_row((i, "copied"))
+    assert count(tenants, "SELECT count(*) FROM tenants") == 7000
+
+
+def test_dml_inside_function_is_counted(tenants: Conn) -> None:
+    tenants.execute("CREATE FUNCTION wipe() RETURNS void LANGUAGE sql AS $$ DELETE FROM tenants $$")
+    _limit_refusal(tenants, "SELECT wipe()", verb="delete", n=10, table="public.tenants",
+                   had=10)  # fmt: skip
+    tenants.execute(
+        "CREATE FUNCTION wipe_definer() RETURNS void LANGUAGE plpgsql SECURITY DEFINER"
+        " AS $$ BEGIN UPDATE tenants SET plan = 'gone'; END $$"
+    )
+    _limit_refusal(tenants, "SELECT wipe_definer()", verb="update", n=10,
+                   table="public.tenants", had=10)  # fmt: skip
+
+
+def test_token_lets_it_through_and_is_audited(
+    guarded_admin: Conn, tenants: Conn, approver: rsa.RSAPrivateKey
+) -> None:
+    wrong = issue_token(approver, ttl=300, ops=["delete_rows"], objects=["public.other"])
+    tenants.execute("SELECT set_config('pgguard.token', %s, false)", (wrong,))
+    _limit_refusal(tenants, "DELETE FROM tenants", verb="delete", n=10, table="public.tenants",
+                   had=10,
+                   detail='the override token does not cover "public.tenants" (it covers: '
+                   "public.other)")  # fmt: skip
+    token = issue_token(
+        approver, ttl=300, ops=["delete_rows"], objects=["public.tenants", "public.members"],
+        once=True, reason="offboarding"
+    )  # fmt: skip
+    tenants.execute("SELECT set_config('pgguard.token', %s, false)", (token,))
+    tenants.execute("DELETE FROM tenants")
+    assert count(tenants, "SELECT count(*) FROM members") == 0
+    rows = guarded_admin.execute(
+        "SELECT op, object, why FROM pgguard.audit WHERE kind = 'override' ORDER BY object"
+    ).fetchall()
+    assert ("delete_rows", "public.tenants", "offboarding") in rows
+    assert ("delete_rows", "public.members", "offboarding") in rows
+    # a once token serves one transaction: the next mass delete is refused again
+    tenants.execute("INSERT INTO tenants SELECT g, 'x' FROM generate_series(1, 4) g")
+    r = refused(tenants, "UPDATE tenants SET plan = 'y'")
+    assert r.constraint == "op=update_rows"  # not in the token's ops
+    tenants.execute("RESET pgguard.token")
+
+
+def test_session_cannot_fake_its_way_with_a_setting_of_another_table(tenants: Conn) -> None:
+    # the count is per table and per op: a setting for another table does not reset it
+    tenants.execute("SET pgguard.rows_delete_1 = '-1000000'")
+    _limit_refusal(tenants, "DELETE FROM tenants", verb="delete", n=10, table="public.tenants",
+                   had=10)  # fmt: skip
+
+
+def test_list_remove_and_bad_input(guarded_admin: Conn, tenants: Conn) -> None:
+    limits = list_row_limits(guarded_admin)
+    assert {(lim.table, lim.op, lim.max_rows, lim.max_fraction, lim.enabled) for lim in limits} == {
+        ("public.tenants", "delete_rows", 1000, 0.5, "always"),
+        ("public.tenants", "update_rows", 1000, 0.5, "always"),
+        ("public.members", "delete_rows", 1000, 0.5, "always"),
+        ("public.members", "update_rows", 1000, 0.5, "always"),
+    }
+    with pytest.raises(UsageError):
+        protect_rows(guarded_admin, ["public.nope"])
+    with pytest.raises(UsageError):
+        protect_rows(guarded_admin, ["public.tenants"], max_fraction=0)
+    with pytest.raises(UsageError):
+        protect_rows(guarded_admin, [])
+    report = protect_rows(guarded_admin, ["public.tenants"], remove=True)
+    assert report.removed == ("tenants",)
+    assert {lim.table for lim in report.limits} == {"public.members"}
+    _limit_refusal(tenants, "DELETE FROM tenants", verb="delete", n=30, table="public.members",
+                   had=30)  # fmt: skip
+    assert protect_rows(guarded_admin, ["public.members"], remove=True).limits == ()
+    tenants.execute("DELETE FROM tenants")  # no limit left
+
+
+def test_protect_rows_not_installed(admin: Conn) -> None:
+    with pytest.raises(NotInstalled):
+        protect_rows(admin, ["public.t"])
+
+
+def test_all_tables_skips_partitions(guarded_admin: Conn) -> None:
+    guarded_admin.execute("CREATE TABLE p (id int, v text) PARTITION BY RANGE (id)")
+    guarded_admin.execute("CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (100)")
+    guarded_admin.execute("CREATE TABLE plain (id int)")
+    guarded_admin.execute("INSERT INTO p SELECT g, 'v' FROM generate_series(0, 9) g")
+    report = protect_rows(guarded_admin, all_tables=True)
+    assert set(report.protected) == {"p", "plain"}
+    r = refused(guarded_admin, "DELETE FROM p")  # the parent's trigger sees its partitions
+    assert r.message == 'pgguard: refusing to delete 10 rows of "public.p"'
