@@ -5,5 +5,7 @@ Each module does ``from pgguard.cli import cli`` and decorates its commands with
 
 from __future__ import annotations
 
-from . import check  # noqa: F401
-from . import deploy  # noqa: F401  (deploy, snapshot, verify, protect-rows)
+from . import (
+    check,  # noqa: F401
+    deploy,  # noqa: F401  (deploy, snapshot, verify, protect-rows)
+)
