@@ -174,7 +174,7 @@ def test_unparsed_statements_are_reported_and_the_rest_still_checked() -> None:
     report = check_sql([("m.sql", sql)])
     assert [(u.line, u.error) for u in report.unparsed] == [
         (3, 'syntax error at or near "TABEL"'),
-        (4, 'syntax error at or near "\\"'),
+        (4, "not checked: psql meta-command"),
     ]
     assert [(r.line, r.object) for r in report.refusals] == [(6, "public.y")]
 
@@ -217,7 +217,7 @@ def test_django_project_in_plan_order_with_runpython_not_checked() -> None:
         ("0002_remove_sku_delete_coupon.py", 8, "drop_column", "public.shop_product.sku"),
         ("0002_remove_sku_delete_coupon.py", 9, "drop_table", "public.shop_coupon"),
     ]
-    assert [(Path(u.file).name, u.line) for u in report.unparsed] == [("0001_initial.py", 39)]
+    assert [(Path(u.file).name, u.line) for u in report.unparsed] == [("0001_initial.py", 40)]
     assert "Python code" in report.unparsed[0].error
     report = check([proj], django=DjangoSource(targets=(("shop", "zero"),)))
     assert [(r.op, r.object) for r in report.refusals] == [("drop_table", "public.shop_product")]

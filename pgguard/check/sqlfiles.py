@@ -82,12 +82,22 @@ def statements(text: str, file: str, line_base: int = 1) -> Iterator[Item]:
         )
 
 
-def _pieces(tokens: list[Any]) -> Iterator[tuple[int, int]]:
-    """(start, end) of each statement: split at semicolons outside parentheses."""
+def _pieces(tokens: list[Any], text: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of each statement: split at semicolons outside parentheses, and around
+    psql meta-commands (a backslash command runs to the end of its line)."""
     depth = 0
     start: int | None = None
+    meta_end = -1
     for t in tokens:
-        if t.name in _COMMENTS:
+        if t.name in _COMMENTS or t.start < meta_end:
+            continue
+        if t.name == "ASCII_92":  # \d, \set, \connect …: psql's, not SQL
+            if start is not None:
+                yield start, t.start
+                start = None
+            eol = text.find("\n", t.start)
+            meta_end = len(text) if eol < 0 else eol
+            yield t.start, meta_end
             continue
         if start is None:
             start = t.start
@@ -103,11 +113,14 @@ def _pieces(tokens: list[Any]) -> Iterator[tuple[int, int]]:
 
 
 def _one_by_one(text: str, tokens: list[Any], file: str, lines: _Lines) -> Iterator[Item]:
-    for a, b in _pieces(tokens):
+    for a, b in _pieces(tokens, text):
         piece = text[a:b]
         if not piece.strip():
             continue
         src = Statement(file, lines.line(a), _shown(piece), piece)
+        if piece.startswith("\\"):
+            yield None, src, "not checked: psql meta-command"
+            continue
         try:
             nodes = parse_sql(piece)
         except ParseError as e:

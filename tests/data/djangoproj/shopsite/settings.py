@@ -1,4 +1,5 @@
-"""Settings: the database comes from $DATABASE_URL-style parts so tests can point it anywhere."""
+"""Settings: the database comes from $SHOP_DB_* so the tests can point it anywhere (PGOPTIONS,
+which carries a pgguard token, reaches libpq untouched)."""
 
 import os
 
@@ -11,8 +12,8 @@ DATABASES = {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": os.environ.get("SHOP_DB_NAME", "shop"),
         "USER": os.environ.get("SHOP_DB_USER", "postgres"),
+        "PASSWORD": os.environ.get("SHOP_DB_PASSWORD", ""),
         "HOST": os.environ.get("SHOP_DB_HOST", "127.0.0.1"),
         "PORT": os.environ.get("SHOP_DB_PORT", "5432"),
-        "OPTIONS": {"options": os.environ.get("SHOP_DB_OPTIONS", "")},
     }
 }

@@ -7,6 +7,7 @@ def seed(apps, schema_editor):
     Product = apps.get_model("shop", "Product")
     t = Tenant.objects.create(name="acme", schema_name="acme")
     Product.objects.create(tenant=t, name="anvil", price_cents=100, sku="A-1")
+    apps.get_model("shop", "Coupon").objects.create(code="WELCOME")
 
 
 class Migration(migrations.Migration):
@@ -19,7 +20,7 @@ class Migration(migrations.Migration):
             fields=[
                 ("id", models.BigAutoField(primary_key=True, serialize=False)),
                 ("name", models.CharField(max_length=100)),
-                ("sku", models.CharField(max_length=20)),
+                ("sku", models.CharField(max_length=20, default="")),
                 ("price_cents", models.IntegerField(default=0)),
                 (
                     "tenant",
