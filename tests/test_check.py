@@ -67,23 +67,35 @@ def test_rollback_and_savepoints_undo_what_they_undo() -> None:
     sql = """
     CREATE TABLE keep (a int);
     BEGIN;
+    CREATE TABLE gone (a int);
+    ROLLBACK;
+    DROP TABLE gone;
+    DROP TABLE keep;
+    """
+    # the rolled-back CREATE is undone: `gone` is an unknown (old) table again
+    assert refused(sql) == [(6, "drop_table", "public.gone")]
+    # a rolled-back INSERT leaves tuples in the heap: not empty any more for the server
+    sql = """
+    CREATE TABLE keep (a int);
+    BEGIN;
     INSERT INTO keep VALUES (1);
     ROLLBACK;
     DROP TABLE keep;
     """
-    assert refused(sql) == []
+    assert refused(sql) == [(6, "drop_table", "public.keep")]
     sql = """
     BEGIN;
     CREATE TABLE s (a int);
     COMMIT;
     BEGIN;
     SAVEPOINT p;
-    INSERT INTO s VALUES (1);
+    CREATE TABLE s2 (a int);
     ROLLBACK TO SAVEPOINT p;
     COMMIT;
     DROP TABLE s;
+    DROP TABLE s2;
     """
-    assert refused(sql) == []
+    assert refused(sql) == [(11, "drop_table", "public.s2")]
 
 
 def test_temporary_tables_shadow_and_are_never_refused() -> None:

@@ -113,11 +113,19 @@ class Analyzer:
         if not self.in_block:
             return
         if rollback and self.block_start is not None:
-            self.cat = self.block_start
+            self._restore(self.block_start)
         self._end_of_transaction()
         self.in_block = False
         self.block_start = None
         self.savepoints = []
+
+    def _restore(self, old: Catalog) -> None:
+        """Roll the catalog back, except for rows: a rolled-back INSERT leaves its tuples in
+        the heap, and the server's empty-table rule looks at the heap."""
+        written = {tid for tid, t in self.cat.tables.items() if t.maybe_rows}
+        self.cat = old
+        for tid in written & old.tables.keys():
+            old.tables[tid].maybe_rows = True
 
     def _end_of_transaction(self) -> None:
         for t in list(self.cat.tables.values()):
@@ -167,7 +175,7 @@ class Analyzer:
         elif kind == TransactionStmtKind.TRANS_STMT_ROLLBACK_TO:
             for i in range(len(self.savepoints) - 1, -1, -1):
                 if self.savepoints[i][0] == node.savepoint_name:
-                    self.cat = self.savepoints[i][1].clone()
+                    self._restore(self.savepoints[i][1].clone())
                     del self.savepoints[i + 1 :]
                     break
         elif kind == TransactionStmtKind.TRANS_STMT_RELEASE:
