@@ -57,9 +57,17 @@ def test_empty_table_rule_and_protect_empty() -> None:
         (4, "drop_table", "public.t"),
     ]
     # anything check cannot see into may have written rows
-    for writer in ("DO $$ BEGIN END $$", "SELECT load_fixtures()", "INSERT INTO other VALUES (1)"):
-        assert refused(f"CREATE TABLE t (a int);\n{writer};\nDROP TABLE t;") == [
-            (3, "drop_table", "public.t")
+    for writer in (
+        "DO $$ BEGIN END $$",
+        "SELECT load_fixtures()",
+        "INSERT INTO other VALUES (1)",
+        "EXECUTE prepared_insert",
+        "\\copy t from 'rows.csv'",
+        "INSERT INTO logged (a) VALUES (1)",  # its DEFAULT runs code that may write anywhere
+    ):
+        pre = "CREATE TABLE logged (a int, b int DEFAULT audit_write());\n"
+        assert refused(f"{pre}CREATE TABLE t (a int);\n{writer};\nDROP TABLE t;") == [
+            (4, "drop_table", "public.t")
         ], writer
 
 

@@ -53,6 +53,7 @@ def feed_text(an: Analyzer, text: str, file: str, line_base: int = 1) -> None:
         if node is None:
             an.statements += 1
             an.note(src, error or "cannot parse")
+            an.opaque()  # whatever it was, it may have written rows
         else:
             an.feed(node, src)
 

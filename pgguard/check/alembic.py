@@ -118,6 +118,7 @@ def feed_alembic(an: Analyzer, path: Path, source: AlembicSource) -> int:
             if node is None:
                 an.statements += 1
                 an.note(src, error or "cannot parse")
+                an.opaque()  # whatever it was, it may have written rows
             else:
                 an.feed(node, src)
     an.commit()

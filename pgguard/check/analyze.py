@@ -72,6 +72,17 @@ def _names(items: Any) -> list[str]:
     return [str(s.sval) for s in items if isinstance(s, ast.String)]
 
 
+def _pure(call: Any) -> bool:
+    """A function call known to write no table."""
+    fname = _names(call.funcname)
+    return fname[-1] in _PURE_FUNCTIONS or fname[0] == "pg_catalog"
+
+
+def _calls_code(node: Any) -> bool:
+    """Does a column definition or constraint call a function that might write elsewhere?"""
+    return any(isinstance(n, ast.FuncCall) and not _pure(n) for n in walk(node))
+
+
 def _any(x: Any) -> Any:
     """pglast types every node field as optional; the parser fills the ones read here."""
     return x
@@ -233,20 +244,26 @@ class Analyzer:
 
     def _writes(self, node: Any) -> None:
         """Mark tables that may hold rows after this statement (conservatively)."""
-        opaque = isinstance(node, ast.DoStmt | ast.CallStmt)
+        opaque = isinstance(node, ast.DoStmt | ast.CallStmt | ast.ExecuteStmt)
         dml = isinstance(
-            node, ast.SelectStmt | ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt | ast.MergeStmt
+            node,
+            ast.SelectStmt
+            | ast.InsertStmt
+            | ast.UpdateStmt
+            | ast.DeleteStmt
+            | ast.MergeStmt
+            | ast.CopyStmt
+            | ast.ExplainStmt
+            | ast.PrepareStmt,
         )
-        for n in walk(node) if (dml or isinstance(node, ast.CopyStmt | ast.ExplainStmt)) else ():
+        for n in walk(node) if dml else ():
             target = None
             if isinstance(n, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt | ast.MergeStmt):
                 target = n.relation
             elif isinstance(n, ast.CopyStmt) and n.is_from and n.relation is not None:
                 target = n.relation
-            elif isinstance(n, ast.FuncCall):
-                fname = _names(n.funcname)
-                if fname[-1] not in _PURE_FUNCTIONS and fname[0] != "pg_catalog":
-                    opaque = True
+            elif isinstance(n, ast.FuncCall) and not _pure(n):
+                opaque = True
             if target is not None:
                 t = self.cat.resolve_rv(target)
                 # triggers (the files' or unknown ones) may write any table
@@ -325,6 +342,8 @@ class Analyzer:
         if node.ofTypename is not None:
             t.any_columns = True
         for elt in node.tableElts or ():
+            if _calls_code(elt):
+                t.has_triggers = True  # a DEFAULT or CHECK running code on every write
             if isinstance(elt, ast.ColumnDef) and elt.colname:
                 existing = t.columns.get(elt.colname)
                 if existing is not None:
@@ -617,6 +636,8 @@ class Analyzer:
             return
         typ = self._type_key(cd.typeName)
         t.columns.setdefault(cd.colname, Column(cd.colname, typ))
+        if _calls_code(cd):
+            t.has_triggers = True
         for c in cd.constraints or ():
             self._constraint(t, c)
         if recurse:

@@ -119,6 +119,7 @@ def feed_django(an: Analyzer, path: Path, source: DjangoSource) -> int:
                     if node is None:
                         an.statements += 1
                         an.note(src, error or "cannot parse")
+                        an.opaque()  # whatever it was, it may have written rows
                     else:
                         an.feed(node, src)
         if mig["error"]:
