@@ -654,9 +654,13 @@ class Analyzer:
             col.inherited += 1
             self._add_column_below(child, name, typ)
 
-    def _drop_column(self, t: Table, name: str, recurse: bool, missing_ok: bool) -> None:
+    def _drop_column(
+        self, t: Table, name: str, recurse: bool, missing_ok: bool, top: bool = True
+    ) -> None:
         if name not in t.columns and not t.any_columns:
             return  # no such column: the server errors (or, IF EXISTS, skips)
+        if top and name in t.columns and t.columns[name].inherited > 0:
+            return  # "cannot drop inherited column": the statement fails, nothing changes
         if self.protected(t):
             self.refuse("drop_column", t, name)
         t.columns.pop(name, None)
@@ -668,9 +672,10 @@ class Analyzer:
             if recurse:
                 col.inherited -= 1
                 if col.inherited <= 0 and not col.local:
-                    self._drop_column(child, name, recurse=True, missing_ok=True)
+                    self._drop_column(child, name, recurse=True, missing_ok=True, top=False)
             else:
-                col.local = True
+                # ONLY: the children keep it, as a column of their own
+                col.inherited, col.local = max(0, col.inherited - 1), True
 
     # --- TRUNCATE --------------------------------------------------------------------------------
 
