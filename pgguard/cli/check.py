@@ -47,7 +47,7 @@ Examples:
 )
 @click.option("--from", "from_rev", metavar="REV", help="Alembic: render revisions after REV")
 @click.option("--to", "to_rev", metavar="REV", help="Alembic: up to REV (default: heads)")
-@click.option("--downgrade", is_flag=True, help="Alembic: check the downgrade from --from to --to")
+@click.option("--downgrade", is_flag=True, help="Alembic: check the downgrade from --from to --to (default heads to base)"
 @click.option(
     "--django-settings", metavar="MODULE", help="Django: settings module (default from manage.py)"
 )
@@ -59,7 +59,7 @@ Examples:
     help="Django: migrate to this target, as `migrate APP NAME` (repeatable; default: all)",
 )
 @click.option("--once", is_flag=True, help="the allow line asks for a single-use token")
-@click.option("--db", help="the allow line names this database")
+@click.option("--db", metavar="NAME", help="the allow line names this database")
 @click.option("--strict", is_flag=True, help="exit 1 also when a statement could not be checked")
 def check(
     paths: tuple[Path, ...],
