@@ -63,7 +63,7 @@ def _report_file(tmp_path: Path, report: Any, name: str) -> Path:
 
 
 def test_django_migrate_is_refused_as_check_predicts(
-    tmp_path: Path, approver: dict[str, str], app_role: Any
+    tmp_path: Path, approver: dict[str, str], app_role: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     params = conninfo_to_dict(app_role.dsn)
     env = dict(approver)
@@ -78,8 +78,11 @@ def test_django_migrate_is_refused_as_check_predicts(
     res = _run([*manage, "migrate", "shop", "0001"], env, DJANGO)
     assert res.returncode == 0, res.stderr
 
-    # the deploy: 0002 drops a column and a table that hold rows
-    report = check([DJANGO], _opts(), django=DjangoSource(targets=(("shop", "0002"),)))
+    # the deploy: 0002 drops a column and a table that hold rows; check reads what is applied
+    for k in ("SHOP_DB_NAME", "SHOP_DB_USER", "SHOP_DB_PASSWORD", "SHOP_DB_HOST", "SHOP_DB_PORT"):
+        monkeypatch.setenv(k, env[k])
+    report = check([DJANGO], _opts(), django=DjangoSource(unapplied=True))
+    assert report.files == 1  # only 0002 is left to run
     predicted = [(Path(r.file).name, r.op, r.object) for r in report.refusals]
     assert predicted == [
         ("0002_remove_sku_delete_coupon.py", "drop_column", "public.shop_product.sku"),

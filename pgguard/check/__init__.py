@@ -45,6 +45,8 @@ class DjangoSource:
 
     settings: str | None = None
     targets: tuple[tuple[str, str | None], ...] = ()
+    #: plan from what the project's database has applied (one read of django_migrations)
+    unapplied: bool = False
 
 
 def feed_text(an: Analyzer, text: str, file: str, line_base: int = 1) -> None:

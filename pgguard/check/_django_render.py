@@ -5,8 +5,9 @@ working directory; SPEC is JSON (``settings``, ``targets``). Writes JSON to OUT:
 migration in the order ``migrate`` would run them, with each operation's SQL (as ``sqlmigrate``
 renders it), the line of the operation in the migration file, and the operations that are
 Python code. A separate process because Django's settings can be configured once per process.
-Nothing here connects to a database, unless the schema editor itself must ask one (it then
-fails, and the migration is reported as not checked).
+Nothing here connects to a database, unless asked to read which migrations are applied
+(``unapplied``), or the schema editor itself must ask one (it then fails, and the migration is
+reported as not checked).
 """
 
 from __future__ import annotations
@@ -57,7 +58,9 @@ def _offline(connection: Any) -> None:
     connection.ops.compose_sql = compose_sql
 
 
-def render(settings: str | None, targets: list[list[Any]]) -> list[dict[str, Any]]:
+def render(
+    settings: str | None, targets: list[list[Any]], unapplied: bool = False
+) -> list[dict[str, Any]]:
     if settings:
         os.environ["DJANGO_SETTINGS_MODULE"] = settings
     sys.path.insert(0, os.getcwd())
@@ -72,7 +75,8 @@ def render(settings: str | None, targets: list[list[Any]]) -> list[dict[str, Any
     if connection.vendor != "postgresql":
         raise SystemExit(f"the default database is {connection.vendor}, not PostgreSQL")
     _offline(connection)
-    loader = MigrationLoader(None, ignore_no_migrations=True)
+    # with `unapplied`, the one query: which migrations the database has (django_migrations)
+    loader = MigrationLoader(connection if unapplied else None, ignore_no_migrations=True)
     graph = loader.graph
     wanted = [(t[0], t[1]) for t in targets]
     plan_targets: list[tuple[str, str | None]] = []
@@ -91,11 +95,13 @@ def render(settings: str | None, targets: list[list[Any]]) -> list[dict[str, Any
         plan_targets = list(graph.leaf_nodes())
     # `app zero` reverses an applied app: start from everything applied; else from nothing
     reversing = any(n is None for _, n in plan_targets)
-    loader.applied_migrations = {k: graph.nodes[k] for k in graph.nodes} if reversing else {}
+    if not unapplied:
+        applied = {k: graph.nodes[k] for k in graph.nodes} if reversing else {}
+        loader.applied_migrations = applied
     executor = MigrationExecutor.__new__(MigrationExecutor)
     executor.connection = connection
     executor.loader = loader
-    plan = executor.migration_plan(plan_targets, clean_start=not reversing)
+    plan = executor.migration_plan(plan_targets, clean_start=not (reversing or unapplied))
 
     out: list[dict[str, Any]] = []
     for migration, backwards in plan:
@@ -172,7 +178,7 @@ def render(settings: str | None, targets: list[list[Any]]) -> list[dict[str, Any
 
 def main() -> None:
     spec = json.loads(sys.argv[1])
-    result = render(spec.get("settings"), spec.get("targets", []))
+    result = render(spec.get("settings"), spec.get("targets", []), spec.get("unapplied", False))
     Path(sys.argv[2]).write_text(json.dumps(result), encoding="utf-8")
 
 

@@ -59,7 +59,13 @@ def render(project: Path, source: DjangoSource) -> list[dict[str, Any]]:
     )
     if not settings:
         raise UsageError(f"{project}: no settings module: pass --django-settings")
-    spec = json.dumps({"settings": settings, "targets": [list(t) for t in source.targets]})
+    spec = json.dumps(
+        {
+            "settings": settings,
+            "targets": [list(t) for t in source.targets],
+            "unapplied": source.unapplied,
+        }
+    )
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         [str(project.resolve()), *filter(None, [env.get("PYTHONPATH")])]

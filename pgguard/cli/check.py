@@ -47,7 +47,11 @@ Examples:
 )
 @click.option("--from", "from_rev", metavar="REV", help="Alembic: render revisions after REV")
 @click.option("--to", "to_rev", metavar="REV", help="Alembic: up to REV (default: heads)")
-@click.option("--downgrade", is_flag=True, help="Alembic: check the downgrade from --from to --to (default heads to base)"
+@click.option(
+    "--downgrade",
+    is_flag=True,
+    help="Alembic: check the downgrade from --from to --to (default heads to base)",
+)
 @click.option(
     "--django-settings", metavar="MODULE", help="Django: settings module (default from manage.py)"
 )
@@ -57,6 +61,11 @@ Examples:
     multiple=True,
     metavar="'APP [NAME|zero]'",
     help="Django: migrate to this target, as `migrate APP NAME` (repeatable; default: all)",
+)
+@click.option(
+    "--django-unapplied",
+    is_flag=True,
+    help="Django: only what the project's database has not applied (reads django_migrations)",
 )
 @click.option("--once", is_flag=True, help="the allow line asks for a single-use token")
 @click.option("--db", metavar="NAME", help="the allow line names this database")
@@ -72,6 +81,7 @@ def check(
     downgrade: bool,
     django_settings: str | None,
     django_targets: tuple[str, ...],
+    django_unapplied: bool,
     once: bool,
     db: str | None,
     strict: bool,
@@ -104,7 +114,7 @@ def check(
         list(paths),
         opts,
         alembic=AlembicSource(from_rev, to_rev, downgrade),
-        django=DjangoSource(django_settings, tuple(targets)),
+        django=DjangoSource(django_settings, tuple(targets), django_unapplied),
     )
     if as_json:
         _emit_json(report.to_json())
