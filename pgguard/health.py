@@ -67,6 +67,8 @@ class Status:
     refusals_total: int
     problems: tuple[str, ...]
     notes: tuple[str, ...] = field(default=())
+    #: "event-triggers" or "privileges" (see pgguard.privmode)
+    mode: str = "event-triggers"
 
     @property
     def healthy(self) -> bool:
@@ -109,6 +111,10 @@ def status(conn: psycopg.Connection[Any]) -> Status:
         )
     installed_version, installed_at, completed_at = inst
 
+    from . import privmode
+
+    mode = privmode.installed_mode(conn)
+    expected = EVENT_TRIGGERS if mode == privmode.MODE_EVENT_TRIGGERS else ()
     found = {
         name: enabled
         for name, enabled in conn.execute(
@@ -121,7 +127,7 @@ def status(conn: psycopg.Connection[Any]) -> Status:
         EventTriggerState(
             name, name in found, _ENABLED_WORDS.get(found[name]) if name in found else None
         )
-        for name in EVENT_TRIGGERS
+        for name in expected
     )
     counts = conn.execute(
         "SELECT count(*) FILTER (WHERE state = 'ok'), count(*) FILTER (WHERE state <> 'ok')"
@@ -151,6 +157,7 @@ def status(conn: psycopg.Connection[Any]) -> Status:
     integrity = conn.execute(
         "SELECT pgguard.foreign_owned_objects(), pgguard.privileges_widened()"
     ).fetchone()
+    mode_problems = privmode.status_problems(conn) if mode == privmode.MODE_PRIVILEGES else []
     _end(conn)
 
     problems: list[str] = []
@@ -170,6 +177,7 @@ def status(conn: psycopg.Connection[Any]) -> Status:
         )
     if integrity and integrity[1]:
         problems.append(f"a write privilege was granted on pgguard's objects: {integrity[1]}")
+    problems.extend(mode_problems)
     notes: list[str] = []
     if installed_version != __version__:
         notes.append(
@@ -196,6 +204,7 @@ def status(conn: psycopg.Connection[Any]) -> Status:
         refusals_total=total[0] if total else 0,
         problems=tuple(problems),
         notes=tuple(notes),
+        mode=mode,
     )
 
 

@@ -25,7 +25,13 @@ from psycopg import sql
 from . import resources
 from ._version import __version__
 from .connect import check_server
-from .errors import InstallError, NewerSchemaInstalled, PgguardError, PrivilegeError
+from .errors import (
+    InstallError,
+    NewerSchemaInstalled,
+    PgguardError,
+    PrivilegeError,
+    UsageError,
+)
 
 #: pg_advisory_xact_lock key shared by install and uninstall ("pgguard" in ASCII).
 ADVISORY_LOCK_KEY = 0x7067677561726400 >> 8
@@ -76,6 +82,10 @@ class InstallReport:
     batches: int = 0
     retries: int = 0
     notes: tuple[str, ...] = field(default=())
+    mode: str = "event-triggers"
+    #: privilege mode: the app role, and its password when install created it (shown once)
+    app_role: str | None = None
+    app_password: str | None = field(default=None, repr=False)
 
     @property
     def complete(self) -> bool:
@@ -100,18 +110,47 @@ def install(
     lock_timeout: str = "2s",
     retries: int = 5,
     progress: Progress | None = None,
+    mode: str | None = None,
+    app_role: str | None = None,
+    owner_role: str | None = None,
 ) -> InstallReport:
     """Install or upgrade pgguard in the connected database.
 
     ``exclude_schemas`` replaces the stored list when given (``None`` keeps it).
     ``public_keys`` are :class:`pgguard.keys.PublicKeyRow` values to register.
     ``progress(done, total)`` is called as existing tables get their guard.
+    ``mode``: ``"event-triggers"`` or ``"privileges"``; by default the installed one, else
+    event triggers where this role may create them and privileges otherwise (``app_role``,
+    ``owner_role``: see :mod:`pgguard.privmode`).
     """
+    from . import privmode
+
     started = time.monotonic()
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         raise InstallError("install needs a connection that is not inside a transaction")
     conn.autocommit = True
     check_server(conn)
+    if mode not in (None, privmode.MODE_EVENT_TRIGGERS, privmode.MODE_PRIVILEGES):
+        raise UsageError(f"unknown mode {mode!r}: event-triggers or privileges")
+    if owner_role is not None and owner_role != privmode.OWNER_ROLE:
+        raise UsageError(
+            f"--owner-role must name a role called {privmode.OWNER_ROLE} in this version"
+            f" (pgguard's SQL refers to it by that name): create the credential under that name,"
+            f" e.g. heroku pg:credentials:create --name {privmode.OWNER_ROLE}"
+        )
+    installed = privmode.installed_mode(conn) if _has_installation(conn) else None
+    caps = privmode.probe(conn, exclude_schemas or ())
+    chosen = mode or installed or caps.mode
+    if installed and chosen != installed:
+        raise UsageError(
+            f"pgguard is installed here in {installed} mode: uninstall it before switching"
+            f" to {chosen} mode"
+        )
+    if chosen == privmode.MODE_PRIVILEGES:
+        if caps.event_triggers and mode is None and installed is None:
+            chosen = privmode.MODE_EVENT_TRIGGERS
+        else:
+            return _install_privileges(conn, caps, started, exclude_schemas, public_keys, app_role)
     _check_privileges(conn)
 
     digest = sql_digest()
@@ -154,6 +193,61 @@ def install(
         seconds=time.monotonic() - started,
         batches=batches,
         retries=retried,
+    )
+
+
+def _has_installation(conn: psycopg.Connection[Any]) -> bool:
+    return conn.execute("SELECT to_regclass('pgguard.installation')").fetchone() != (None,)
+
+
+def _install_privileges(
+    conn: psycopg.Connection[Any],
+    caps: Any,
+    started: float,
+    exclude_schemas: Sequence[str] | None,
+    public_keys: Iterable[Any],
+    app_role: str | None,
+) -> InstallReport:
+    from . import privmode
+
+    previous = None
+    if _has_installation(conn):
+        row = conn.execute("SELECT package_version FROM pgguard.installation").fetchone()
+        previous = row[0] if row else None
+        _refuse_newer(conn)
+    done = privmode.install(conn, caps, app_role=app_role, exclude_schemas=exclude_schemas)
+    keys = list(public_keys)
+    keys_added = _register_keys(conn, keys) if keys else ()
+    total = conn.execute("SELECT count(*) FROM pgguard.table_guards()").fetchone()
+    migrations: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    role: str | None = None
+    password: str | None = None
+    if done is None:
+        action, attached = "unchanged", 0
+        known = privmode.app_roles(conn)
+        role = known[0] if known else None
+    else:
+        result, migrations = done
+        action = "installed" if previous is None else "upgraded"
+        attached, notes = result.guards_attached, result.notes
+        role, password = result.app_role, result.app_password
+    return InstallReport(
+        package_version=__version__,
+        previous_version=previous,
+        action=action,
+        migrations_applied=migrations,
+        tables_attached=attached,
+        tables_healed=0,
+        tables_total=total[0] if total else 0,
+        problems=(),
+        keys_added=keys_added,
+        excluded_schemas=tuple(_stored_excludes(conn)),
+        seconds=time.monotonic() - started,
+        notes=notes,
+        mode=privmode.MODE_PRIVILEGES,
+        app_role=role,
+        app_password=password,
     )
 
 
@@ -270,8 +364,16 @@ def _step1(
     conn: psycopg.Connection[Any],
     digest: str,
     exclude_schemas: Sequence[str] | None,
+    *,
+    files: Sequence[Any] | None = None,
+    roles: Callable[[psycopg.Connection[Any]], None] | None = None,
+    finish: Callable[[psycopg.Connection[Any]], None] | None = None,
 ) -> tuple[str, ...]:
-    """Roles, schema, tables, code and event triggers, in one transaction."""
+    """Roles, schema, tables, code and event triggers, in one transaction.
+
+    Privilege mode (:mod:`pgguard.privmode`) passes its own ``files`` (no event triggers), its
+    own ``roles`` step, and a ``finish`` step run last in the same transaction.
+    """
     from alembic import command
     from alembic.config import Config
     from sqlalchemy import create_engine
@@ -292,7 +394,7 @@ def _step1(
             take_install_lock(raw)
             _refuse_newer(raw)
             before = _alembic_revisions(raw)
-            _create_roles(raw)
+            (roles or _create_roles)(raw)
             raw.execute(
                 sql.SQL("CREATE SCHEMA IF NOT EXISTS pgguard AUTHORIZATION {}").format(
                     sql.Identifier(OWNER_ROLE)
@@ -316,7 +418,7 @@ def _step1(
                     """,
                     (sorted(set(exclude_schemas)),),
                 )
-            for path in resources.sql_files():
+            for path in files if files is not None else resources.sql_files():
                 try:
                     raw.execute(path.read_text())
                 except psycopg.Error as e:
@@ -350,6 +452,8 @@ def _step1(
                 """,
                 {"v": __version__, "d": digest},
             )
+            if finish is not None:
+                finish(raw)
     except psycopg.errors.InsufficientPrivilege as e:
         raise PrivilegeError(
             f"pgguard install lacks a privilege: {e.diag.message_primary}",

@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from . import privmode
 from .errors import GuardRefused, NotInstalled, PrivilegeError, UsageError
 from .installer import AUDITOR_ROLE, EVENT_TRIGGERS, OWNER_ROLE, take_install_lock
 
@@ -49,6 +50,8 @@ def uninstall(
     superuser = conn.execute(
         "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user"
     ).fetchone()
+    if privmode.installed_mode(conn) == privmode.MODE_PRIVILEGES:
+        return _uninstall_privileges(conn, token, force, bool(superuser and superuser[0]), started)
     try:
         with conn.transaction():
             take_install_lock(conn)
@@ -90,6 +93,44 @@ def uninstall(
         conn.execute("DROP SCHEMA IF EXISTS pgguard_sentinel CASCADE")
     for role in (OWNER_ROLE, AUDITOR_ROLE):
         # roles are cluster-wide: another database's pgguard may still need them
+        try:
+            with conn.transaction():
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+            dropped.append(role)
+        except psycopg.Error:
+            kept.append(role)
+    return UninstallReport(len(tables), tuple(dropped), tuple(kept), time.monotonic() - started)
+
+
+def _uninstall_privileges(
+    conn: psycopg.Connection[Any], token: str | None, force: bool, superuser: bool, started: float
+) -> UninstallReport:
+    """Privilege mode: one transaction gives everything back (guards, owners, privileges) and
+    drops schema pgguard, so a database is never left half-guarded."""
+    with conn.transaction():
+        take_install_lock(conn)
+        _authorize(conn, token, force, superuser)
+        granted = privmode.become_owner(conn)
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT t.tgrelid::regclass::text FROM pg_catalog.pg_trigger t"
+                " WHERE t.tgname = 'pgguard_truncate_guard' ORDER BY t.tgrelid"
+            )
+        ]
+        for table in tables:
+            conn.execute(
+                sql.SQL("DROP TRIGGER IF EXISTS pgguard_truncate_guard ON {}").format(
+                    sql.SQL(table)
+                )
+            )
+        privmode.restore_owners(conn)
+        conn.execute("DROP SCHEMA IF EXISTS pgguard CASCADE")
+        if granted:
+            privmode.give_up_owner(conn)
+    dropped: list[str] = []
+    kept: list[str] = []
+    for role in (OWNER_ROLE, AUDITOR_ROLE):
         try:
             with conn.transaction():
                 conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))

@@ -72,7 +72,7 @@ def test_fresh_install_creates_everything(pg_server: Any, admin: Conn) -> None:
     admin.execute("CREATE TEMP TABLE scratch (id int)")
     report = install(admin)
     assert report.action == "installed"
-    assert report.migrations_applied == ("0002_deploys",)
+    assert report.migrations_applied == (_all_revisions()[-1],)
     assert report.complete and report.tables_total == 5 and report.tables_attached == 5
     assert guard_states(admin) == {
         "plain": "A",
@@ -105,7 +105,7 @@ def test_fresh_install_creates_everything(pg_server: Any, admin: Conn) -> None:
     # the version table lives in schema pgguard, never colliding with the app's
     assert admin.execute("SELECT to_regclass('public.alembic_version')").fetchone() == (None,)
     assert admin.execute("SELECT version_num FROM pgguard.alembic_version").fetchall() == [
-        ("0002_deploys",)
+        (_all_revisions()[-1],)
     ]
     assert status(admin).healthy
 
@@ -272,3 +272,13 @@ def test_a_held_install_lock_gives_a_clear_error_not_a_hang(
             with guarded_admin.transaction():
                 take_install_lock(guarded_admin, wait="200ms")
         assert time.monotonic() - started < 10
+
+
+def _all_revisions() -> tuple[str, ...]:
+    """pgguard's own Alembic revisions, oldest first (a fresh install applies them all)."""
+    from alembic.script import ScriptDirectory
+
+    from pgguard import resources
+
+    script = ScriptDirectory(str(resources.migrations_dir()))
+    return tuple(reversed([r.revision for r in script.walk_revisions()]))

@@ -1,0 +1,91 @@
+-- Privilege mode: the state the protection rests on, read from the catalog. Used by the
+-- executor (530) before and after every statement, and by `pgguard status` (any role may call
+-- these; they read only the catalog).
+
+-- Schemas whose tables pgguard protects: everything but the system's, pgguard's and the
+-- excluded ones.
+CREATE OR REPLACE FUNCTION pgguard.guarded_schemas() RETURNS oid[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+    SELECT COALESCE(pg_catalog.array_agg(n.oid ORDER BY n.oid), '{}')
+      FROM pg_catalog.pg_namespace n
+     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgguard', 'pgguard_sentinel')
+       AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
+       AND NOT (n.nspname = ANY (pgguard.excluded_schemas()))
+$$;
+
+-- The protected role: pgguard_owner (its name is fixed; see README).
+CREATE OR REPLACE FUNCTION pgguard.owner_oid() RETURNS oid
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$ SELECT 'pgguard_owner'::pg_catalog.regrole::oid $$;
+
+-- Objects in guarded schemas (and the schemas) that pgguard_owner does not own: each one's
+-- owner could drop or alter it, or (a function) change what runs inside it. Extension members
+-- are the extension's. Empty when the ownership is whole.
+CREATE OR REPLACE FUNCTION pgguard.ownership_drift()
+RETURNS TABLE (kind text, object text, owner text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+    WITH g AS (SELECT pg_catalog.unnest(pgguard.guarded_schemas()) AS nsp),
+    ext AS (SELECT d.classid, d.objid FROM pg_catalog.pg_depend d WHERE d.deptype = 'e')
+    SELECT 'schema', pg_catalog.quote_ident(n.nspname), n.nspowner::pg_catalog.regrole::text
+      FROM pg_catalog.pg_namespace n JOIN g ON g.nsp = n.oid
+     WHERE n.nspowner <> pgguard.owner_oid()
+       AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_catalog.pg_namespace'::regclass
+                                           AND ext.objid = n.oid)
+    UNION ALL
+    SELECT CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'table' WHEN 'v' THEN 'view'
+                          WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence'
+                          WHEN 'f' THEN 'foreign table' ELSE 'relation' END,
+           c.oid::pg_catalog.regclass::text, c.relowner::pg_catalog.regrole::text
+      FROM pg_catalog.pg_class c JOIN g ON g.nsp = c.relnamespace
+     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'c') AND c.relpersistence <> 't'
+       AND c.relowner <> pgguard.owner_oid()
+       AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_catalog.pg_class'::regclass
+                                           AND ext.objid = c.oid)
+    UNION ALL
+    SELECT 'function', p.oid::pg_catalog.regprocedure::text, p.proowner::pg_catalog.regrole::text
+      FROM pg_catalog.pg_proc p JOIN g ON g.nsp = p.pronamespace
+     WHERE p.proowner <> pgguard.owner_oid()
+       AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_catalog.pg_proc'::regclass
+                                           AND ext.objid = p.oid)
+    UNION ALL
+    SELECT 'type', t.oid::pg_catalog.regtype::text, t.typowner::pg_catalog.regrole::text
+      FROM pg_catalog.pg_type t JOIN g ON g.nsp = t.typnamespace
+     WHERE t.typowner <> pgguard.owner_oid() AND t.typtype IN ('d', 'e', 'r')
+       AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_catalog.pg_type'::regclass
+                                           AND ext.objid = t.oid)
+$$;
+
+-- Roles that can become pgguard_owner (members, and ADMIN holders, who can grant it to
+-- themselves). Superusers are always such roles and are not listed.
+CREATE OR REPLACE FUNCTION pgguard.owner_takeover_paths()
+RETURNS TABLE (role_name text, how text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+    SELECT r.rolname::text,
+           CASE WHEN m.admin_option THEN 'holds ADMIN OPTION on pgguard_owner'
+                ELSE 'is a member of pgguard_owner' END
+      FROM pg_catalog.pg_auth_members m
+      JOIN pg_catalog.pg_roles r ON r.oid = m.member
+     WHERE m.roleid = pgguard.owner_oid() AND NOT r.rolsuper
+$$;
+
+-- Is a function safe to run as the protected owner later (from autovacuum, say)? Built-in
+-- (owned by the bootstrap superuser), an extension's, or pgguard's own.
+CREATE OR REPLACE FUNCTION pgguard.trusted_function(fn oid) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+    SELECT fn = 0 OR EXISTS (
+        SELECT 1 FROM pg_catalog.pg_proc p
+         WHERE p.oid = fn
+           AND (p.proowner = 10 OR p.pronamespace = 'pgguard'::pg_catalog.regnamespace
+                OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                            WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                              AND d.objid = p.oid AND d.deptype = 'e')))
+$$;
