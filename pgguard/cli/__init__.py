@@ -147,6 +147,21 @@ def cli() -> None:
 @click.option(
     "--lock-timeout", default="2s", show_default=True, help="wait per table before retrying it"
 )
+@click.option(
+    "--mode",
+    type=click.Choice(["event-triggers", "privileges"]),
+    help="default: event triggers where this role may create them, else privileges",
+)
+@click.option(
+    "--app-role",
+    metavar="NAME",
+    help="privilege mode: the app's role (created, password printed once, if missing)",
+)
+@click.option(
+    "--owner-role",
+    metavar="NAME",
+    help="privilege mode: use this existing role as the protected owner (Heroku credential)",
+)
 @json_option
 def install(
     dsn: str | None,
@@ -155,13 +170,20 @@ def install(
     public_keys: Sequence[Path],
     batch_size: int,
     lock_timeout: str,
+    mode: str | None,
+    app_role: str | None,
+    owner_role: str | None,
     as_json: bool,
 ) -> None:
     """Install pgguard in a database, or upgrade it in place.
 
-    Safe to re-run: a no-op when current; finishes an interrupted install. Needs a role that
-    may create event triggers (a superuser, rds_superuser, cloudsqlsuperuser, neon_superuser,
-    or Supabase's postgres role).
+    Safe to re-run: a no-op when current; finishes an interrupted install. Event-trigger mode
+    needs a role that may create event triggers (a superuser, rds_superuser,
+    cloudsqlsuperuser, neon_superuser, or Supabase's postgres role). Where none exists
+    (Render, Heroku, DigitalOcean, Aiven, Fly) privilege mode protects by ownership:
+
+    \b
+      pgguard install --dsn "$OWNER_DSN" --mode privileges --app-role app_rw
     """
     from .. import keys as keymod
     from ..installer import install as do_install
@@ -183,7 +205,14 @@ def install(
             batch_size=batch_size,
             lock_timeout=lock_timeout,
             progress=progress,
+            mode=mode,
+            app_role=app_role,
+            owner_role=owner_role,
         )
+    if report.app_password and not as_json:
+        # shown once, never stored: the app's credential
+        err.print(f'created app role "{report.app_role}"; its password (shown once, store it now):')
+        click.echo(report.app_password)
     if as_json:
         data = {
             "action": report.action,
@@ -198,6 +227,10 @@ def install(
             "excluded_schemas": list(report.excluded_schemas),
             "seconds": round(report.seconds, 3),
             "complete": report.complete,
+            "mode": report.mode,
+            "app_role": report.app_role,
+            # only when install created the role: shown once, never stored
+            "app_password": report.app_password,
         }
         _emit_json(data)
     else:

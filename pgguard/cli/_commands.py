@@ -8,4 +8,5 @@ from __future__ import annotations
 from . import (
     check,  # noqa: F401
     deploy,  # noqa: F401  (deploy, snapshot, verify, protect-rows)
+    run,  # noqa: F401  (privilege mode: migration scripts through the executor)
 )

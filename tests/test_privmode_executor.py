@@ -1,0 +1,454 @@
+"""The executor, pgguard.run_ddl(), attacked by the app role of a privilege-mode install.
+
+The attacker holds the app role and wants the protected owner's power (or a table without a
+token). Each attempt runs inside a transaction that is rolled back afterwards, on one shared
+install per server, and must leave pgguard, the ownership and the data exactly as they were.
+``U&"pgguar\\0064"`` spells schema pgguard so that no word-level check sees it: those attempts
+prove the catalog checks that judge a statement's effects, not its text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from guardhelp import claims, payload_of, private_key, register_key, set_token, sign
+from privhelp import Platform, ddl_error, guard_enabled, make_platform, owner_of, run_ddl
+
+PGGUARD = 'U&"pgguar\\0064"'  # schema pgguard, hidden from the statement's words
+IMM = "CREATE FUNCTION public.imm(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1'"
+WRITES = (
+    "CREATE FUNCTION public.w() RETURNS int LANGUAGE sql AS $$ INSERT INTO "
+    + PGGUARD
+    + ".settings VALUES ('exclude_schemas', '[\"public\"]') ON CONFLICT (name) DO UPDATE"
+    " SET value = excluded.value RETURNING 1 $$"
+)
+IMM_WRITES = (
+    "CREATE FUNCTION public.imm_w(int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS"
+    " $$ BEGIN PERFORM public.w(); RETURN $1; END $$"
+)
+
+
+@pytest.fixture(scope="module")
+def shared(pg_server: Any) -> Iterator[Platform]:
+    dbs: list[str] = []
+
+    def make_db() -> str:
+        dbs.append(pg_server.create_database())
+        return dbs[-1]
+
+    p = make_platform(pg_server, make_db)
+    p.install()
+    admin = p.admin()
+    kid = register_key(admin, private_key(0))
+    p.kid = kid  # type: ignore[attr-defined]
+    yield p
+    p.close()
+    for name in dbs:
+        pg_server.drop_database(name)
+
+
+@pytest.fixture
+def app(shared: Platform) -> Iterator[psycopg.Connection[Any]]:
+    conn = shared.connect("app", autocommit=False)
+    before = _invariants(shared)
+    yield conn
+    conn.rollback()
+    conn.close()
+    assert _invariants(shared) == before
+
+
+def _invariants(p: Platform) -> tuple[Any, ...]:
+    with p.server.connect(p.dbname) as admin:
+        return (
+            admin.execute("SELECT pgguard.self_digest()").fetchone(),
+            admin.execute(
+                "SELECT array_agg(s ORDER BY s::text) FROM pgguard.settings s"
+            ).fetchone(),
+            admin.execute("SELECT count(*) FROM pgguard.keys").fetchone(),
+            admin.execute("SELECT count(*) FROM pgguard.ownership_drift()").fetchone(),
+            admin.execute(
+                "SELECT count(*) FROM pgguard.table_guards() WHERE state <> 'ok'"
+            ).fetchone(),
+            admin.execute("SELECT count(*), sum(total) FROM public.orders").fetchone(),
+            admin.execute("SELECT count(*) FROM public.tenants").fetchone(),
+            admin.execute(
+                "SELECT count(*) FROM pg_auth_members WHERE roleid = 'pgguard_owner'::regrole"
+            ).fetchone(),
+            admin.execute(
+                "SELECT count(*) FROM pg_proc WHERE prosecdef"
+                " AND proowner = 'pgguard_owner'::regrole"
+            ).fetchone(),
+        )
+
+
+def token(p: Platform, **kw: Any) -> str:
+    return sign(private_key(0), p.kid, payload_of(claims(**kw)))  # type: ignore[attr-defined]
+
+
+# (id, setup statements through the executor, attack, expected SQLSTATE, text in the message)
+ATTACKS: list[tuple[str, list[str], str, str, str]] = [
+    (
+        "two_statements",
+        [],
+        "CREATE TABLE public.a1 (x int); DROP TABLE public.tenants CASCADE",
+        "PGG01",
+        "exactly one statement",
+    ),
+    (
+        "statement_after_comment",
+        [],
+        "CREATE TABLE public.a1 (x int) -- c\n; DROP TABLE public.orders",
+        "PGG01",
+        "exactly one statement",
+    ),
+    (
+        "quote_backslash_trick",
+        [],
+        "COMMENT ON TABLE public.tenants IS 'a\\'; DROP TABLE public.orders; --'",
+        "PGG01",
+        "exactly one statement",
+    ),
+    ("do_block", [], "DO $$BEGIN EXECUTE 'DROP TABLE public.orders'; END$$", "PGG01", "DO"),
+    ("set_role", [], "SET ROLE pgguard_owner", "PGG01", "SET"),
+    ("set_session_authorization", [], "SET SESSION AUTHORIZATION DEFAULT", "PGG01", "SET"),
+    ("reset_role", [], "RESET ROLE", "PGG01", "RESET"),
+    ("transaction_control", [], "COMMIT", "PGG01", "COMMIT"),
+    ("grant_role", [], "GRANT pgguard_owner TO PUBLIC", "PGG01", "GRANT"),
+    ("grant_table", [], "GRANT ALL ON public.tenants TO PUBLIC", "PGG01", "GRANT"),
+    (
+        "alter_default_privileges",
+        [],
+        "ALTER DEFAULT PRIVILEGES GRANT ALL ON TABLES TO PUBLIC",
+        "PGG01",
+        "DEFAULT",
+    ),
+    (
+        "security_definer_function",
+        [],
+        "CREATE FUNCTION public.sd() RETURNS int LANGUAGE sql SECURITY DEFINER AS 'SELECT 1'",
+        "PGG01",
+        "SECURITY DEFINER",
+    ),
+    (
+        "alter_function_security_definer",
+        ["CREATE FUNCTION public.sd2() RETURNS int LANGUAGE sql AS 'SELECT 1'"],
+        "ALTER FUNCTION public.sd2() SECURITY DEFINER",
+        "PGG01",
+        "SECURITY DEFINER",
+    ),
+    ("alter_function_owner", [IMM], "ALTER FUNCTION public.imm(int) OWNER TO {app}", "42501", ""),
+    ("alter_table_owner_to_app", [], "ALTER TABLE public.tenants OWNER TO {app}", "42501", ""),
+    ("alter_schema_owner_to_app", [], "ALTER SCHEMA public OWNER TO {app}", "42501", ""),
+    ("create_schema_for_app", [], "CREATE SCHEMA evil AUTHORIZATION {app}", "42501", ""),
+    (
+        "create_event_trigger",
+        [],
+        "CREATE EVENT TRIGGER et ON ddl_command_start EXECUTE FUNCTION pg_catalog.now()",
+        "PGG01",
+        "EVENT",
+    ),
+    ("copy_to_program", [], "COPY (SELECT 1) TO PROGRAM 'id'", "PGG01", "COPY"),
+    ("alter_system", [], "ALTER SYSTEM SET work_mem = '1GB'", "PGG01", "SYSTEM"),
+    ("load", [], "LOAD 'auto_explain'", "PGG01", "LOAD"),
+    ("create_extension", [], "CREATE EXTENSION pgcrypto", "PGG01", "EXTENSION"),
+    ("security_label", [], "SECURITY LABEL ON TABLE public.tenants IS 'x'", "PGG01", "SECURITY"),
+    (
+        "create_rule",
+        [],
+        "CREATE RULE r AS ON INSERT TO public.tenants DO ALSO DELETE FROM public.orders",
+        "PGG01",
+        "RULE",
+    ),
+    ("create_role", [], "CREATE ROLE evil SUPERUSER", "PGG01", "ROLE"),
+    ("alter_role", [], "ALTER ROLE {app} CREATEROLE", "PGG01", "ROLE"),
+    ("reassign_owned", [], "REASSIGN OWNED BY pgguard_owner TO {app}", "PGG01", "REASSIGN"),
+    ("drop_owned", [], "DROP OWNED BY pgguard_owner", "PGG01", "OWNED"),
+    (
+        "cte_delete",
+        [],
+        "WITH d AS (DELETE FROM public.orders RETURNING *) SELECT * FROM d",
+        "PGG01",
+        "WITH",
+    ),
+    ("truncate", [], "TRUNCATE public.orders", "PGG01", "TRUNCATE"),
+    ("vacuum", [], "VACUUM public.orders", "PGG01", "break-glass"),
+    (
+        "create_index_concurrently",
+        [],
+        "CREATE INDEX CONCURRENTLY oi ON public.orders (total)",
+        "PGG01",
+        "CONCURRENTLY",
+    ),
+    (
+        "begin_atomic",
+        [],
+        "CREATE FUNCTION public.ba() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END",
+        "PGG01",
+        "",
+    ),
+    (
+        "names_pgguard",
+        [],
+        "CREATE VIEW public.v2 AS SELECT * FROM pgguard.keys",
+        "PGG01",
+        "schema pgguard",
+    ),
+    (
+        "names_quoted_pgguard",
+        [],
+        'CREATE VIEW public.v3 AS SELECT * FROM "pgguard".keys',
+        "PGG01",
+        "schema pgguard",
+    ),
+    # past the word checks: the catalog checks decide
+    (
+        "updatable_view_on_pgguard",
+        [],
+        "CREATE VIEW public.vt AS SELECT * FROM " + PGGUARD + ".verified_tokens",
+        "PGG01",
+        "depends on pgguard",
+    ),
+    (
+        "inherit_pgguard_table",
+        [],
+        "CREATE TABLE public.x () INHERITS (" + PGGUARD + ".keys)",
+        "PGG01",
+        "pgguard's own objects",
+    ),
+    (
+        "policy_reading_pgguard",
+        [],
+        "CREATE POLICY p ON public.tenants USING (EXISTS (SELECT FROM " + PGGUARD + ".keys))",
+        "PGG01",
+        "depends on pgguard",
+    ),
+    (
+        "replace_pgguard_function",
+        [],
+        "CREATE OR REPLACE FUNCTION "
+        + PGGUARD
+        + ".claims_cover(claims jsonb, op text, obj text) RETURNS boolean LANGUAGE sql AS"
+        " 'SELECT true'",
+        "PGG01",
+        "pgguard's own objects",
+    ),
+    (
+        "alter_pgguard_table",
+        [],
+        "ALTER TABLE " + PGGUARD + ".keys ADD COLUMN z int",
+        "PGG01",
+        "pgguard's own objects",
+    ),
+    (
+        "index_on_pgguard_table",
+        [],
+        "CREATE INDEX ON " + PGGUARD + ".keys (comment)",
+        "PGG01",
+        "pgguard's own objects",
+    ),
+    ("drop_schema_pgguard", [], "DROP SCHEMA " + PGGUARD + " CASCADE", "", ""),
+    (
+        "index_untrusted_function",
+        [IMM],
+        "CREATE INDEX ON public.tenants (public.imm(id))",
+        "PGG01",
+        "uses function",
+    ),
+    (
+        "index_function_writes_pgguard",
+        [WRITES, IMM_WRITES],
+        "CREATE INDEX ON public.tenants (public.imm_w(id))",
+        "PGG01",
+        "wrote to pgguard",
+    ),
+    (
+        "statistics_untrusted_function",
+        [IMM],
+        "CREATE STATISTICS public.st ON (public.imm(id)) FROM public.tenants",
+        "PGG01",
+        "uses function",
+    ),
+    (
+        "operator_in_index",
+        [
+            "CREATE FUNCTION public.eqf(int, int) RETURNS boolean LANGUAGE sql IMMUTABLE AS"
+            " 'SELECT $1 = $2'",
+            "CREATE OPERATOR public.=== (LEFTARG = int, RIGHTARG = int, FUNCTION = public.eqf)",
+        ],
+        "CREATE INDEX ON public.tenants ((id OPERATOR(public.===) 1))",
+        "PGG01",
+        "uses function",
+    ),
+    (
+        "range_subtype_diff",
+        [
+            "CREATE FUNCTION public.sdf(float8, float8) RETURNS float8 LANGUAGE sql IMMUTABLE AS"
+            " 'SELECT $1 - $2'"
+        ],
+        "CREATE TYPE public.fr AS RANGE (subtype = float8, subtype_diff = public.sdf)",
+        "PGG01",
+        "range type",
+    ),
+    (
+        "default_rewrite_writes_pgguard",
+        [WRITES],
+        "ALTER TABLE public.tenants ADD COLUMN c int DEFAULT public.w()",
+        "PGG01",
+        "wrote to pgguard",
+    ),
+    (
+        "create_table_as_writes_pgguard",
+        [WRITES],
+        "CREATE TABLE public.ct AS SELECT public.w()",
+        "PGG01",
+        "wrote to pgguard",
+    ),
+    (
+        "disable_guard",
+        [],
+        "ALTER TABLE public.tenants DISABLE TRIGGER pgguard_truncate_guard",
+        "PGG01",
+        "TRUNCATE guard",
+    ),
+    (
+        "disable_all_triggers",
+        [],
+        "ALTER TABLE billing.invoices DISABLE TRIGGER ALL",
+        "PGG01",
+        "TRUNCATE guard",
+    ),
+    (
+        "guard_to_origin",
+        [],
+        "ALTER TABLE public.tenants ENABLE TRIGGER pgguard_truncate_guard",
+        "PGG01",
+        "TRUNCATE guard",
+    ),
+    (
+        "drop_guard",
+        [],
+        "DROP TRIGGER pgguard_truncate_guard ON public.tenants",
+        "PGG01",
+        "TRUNCATE guard",
+    ),
+    ("drop_table", [], "DROP TABLE public.orders CASCADE", "PGG01", 'drop table "public.orders"'),
+    (
+        "drop_column",
+        [],
+        "ALTER TABLE public.tenants DROP COLUMN legacy",
+        "PGG01",
+        'drop column "public.tenants.legacy"',
+    ),
+    (
+        "drop_schema_cascade",
+        [],
+        "DROP SCHEMA billing CASCADE",
+        "PGG01",
+        'drop table "billing.invoices"',
+    ),
+    (
+        "drop_type_cascade",
+        ["CREATE DOMAIN public.dm AS text", "ALTER TABLE public.tenants ADD COLUMN dmc public.dm"],
+        "DROP DOMAIN public.dm CASCADE",
+        "PGG01",
+        "drop column",
+    ),
+    ("move_table_out_of_guard", [], "ALTER TABLE public.orders SET SCHEMA pg_temp", "", ""),
+]
+
+
+@pytest.mark.parametrize(
+    ("setup", "attack", "sqlstate", "text"),
+    [pytest.param(s, a, st, t, id=i) for i, s, a, st, t in ATTACKS],
+)
+def test_escalation_refused(
+    shared: Platform,
+    app: psycopg.Connection[Any],
+    setup: list[str],
+    attack: str,
+    sqlstate: str,
+    text: str,
+) -> None:
+    for stmt in setup:
+        run_ddl(app, stmt.replace("{app}", f'"{shared.app}"'))
+    e = ddl_error(app, attack.replace("{app}", f'"{shared.app}"'))
+    assert e.sqlstate and e.sqlstate.startswith(sqlstate), (e.sqlstate, str(e))
+    assert text in str(e), str(e)
+
+
+def test_temp_function_in_index_refused(shared: Platform, app: psycopg.Connection[Any]) -> None:
+    app.execute("CREATE FUNCTION pg_temp.tf(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT 1'")
+    e = ddl_error(app, "CREATE INDEX ON public.tenants (pg_temp.tf(id))")
+    assert e.sqlstate == "PGG01" and "uses function" in str(e)
+
+
+def test_temp_table_cannot_shadow(shared: Platform, app: psycopg.Connection[Any]) -> None:
+    # the statement runs with pg_temp last: an unqualified name finds the guarded table
+    app.execute("SET search_path = pg_temp, public")
+    app.execute("CREATE TEMP TABLE tenants (x int)")
+    e = ddl_error(app, "DROP TABLE tenants CASCADE")
+    assert e.sqlstate == "PGG01" and 'drop table "public.tenants"' in str(e)
+
+
+def test_additive_ddl_needs_no_token(shared: Platform, app: psycopg.Connection[Any]) -> None:
+    stmts = [
+        "CREATE TABLE public.items (id serial PRIMARY KEY, name text)",
+        "ALTER TABLE public.tenants ADD COLUMN note text",
+        "CREATE INDEX tenants_lower ON public.tenants (lower(name))",
+        "CREATE VIEW public.item_names AS SELECT name FROM public.items",
+        "CREATE FUNCTION public.touch() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$ BEGIN RETURN NEW; END $$",
+        "CREATE TRIGGER items_touch BEFORE INSERT ON public.items FOR EACH ROW EXECUTE"
+        " FUNCTION public.touch()",
+        "COMMENT ON TABLE public.tenants IS E'it\\'s; DROP TABLE public.orders; --'",
+        "COMMENT ON TABLE public.orders IS 'a;b' /* ; DROP TABLE public.orders */",
+        "CREATE POLICY own_rows ON public.items USING (true)",
+        "ALTER TABLE public.tenants RENAME COLUMN note TO remark",
+        "CREATE SCHEMA tenant_x",
+        "CREATE TABLE tenant_x.things (id int)",
+    ]
+    tags = [run_ddl(app, s) for s in stmts]
+    assert tags[0] == "CREATE TABLE" and tags[1] == "ALTER TABLE"
+    for rel in ("public.items", "tenant_x.things"):
+        assert owner_of(app, rel) == "pgguard_owner"
+        assert guard_enabled(app, rel) == "A"
+    app.execute("INSERT INTO public.items (name) VALUES ('a')")
+    app.execute("INSERT INTO tenant_x.things VALUES (1)")
+    assert app.execute("SELECT count(*) FROM public.item_names").fetchone() == (1,)
+    # made in this transaction: dropping or truncating loses nothing older than it
+    app.execute("TRUNCATE public.items")
+    run_ddl(app, "DROP TABLE public.items CASCADE")
+
+
+def test_token_approves_drops(shared: Platform, app: psycopg.Connection[Any]) -> None:
+    set_token(app, token(shared, ops=["drop_column"], obj=["public.tenants.legacy"]))
+    assert run_ddl(app, "ALTER TABLE public.tenants DROP COLUMN legacy") == "ALTER TABLE"
+    e = ddl_error(app, "DROP TABLE public.orders CASCADE")
+    assert e.sqlstate == "PGG01"
+    assert "does not cover op drop_table" in (e.diag.message_detail or "")
+
+
+def test_token_scope_once_and_audit(shared: Platform) -> None:
+    app = shared.connect("app")
+    run_ddl(app, "CREATE TABLE public.audit_me (a int)")
+    app.execute("INSERT INTO public.audit_me VALUES (1)")
+    tok = token(shared, ops=["drop_table"], obj=["public.audit_*"], once=True, why="cleanup")
+    set_token(app, tok)
+    e = ddl_error(app, "DROP TABLE public.orders CASCADE")
+    assert 'does not cover "public.orders"' in (e.diag.message_detail or "")
+    assert run_ddl(app, "DROP TABLE public.audit_me") == "DROP TABLE"
+    with shared.server.connect(shared.dbname) as admin:
+        row = admin.execute(
+            "SELECT kind, op, object, command_tag, why FROM pgguard.audit"
+            " WHERE object = 'public.audit_me'"
+        ).fetchone()
+    assert row == ("override", "drop_table", "public.audit_me", "DROP TABLE", "cleanup")
+    run_ddl(app, "CREATE TABLE public.audit_me2 (a int)")
+    app.execute("INSERT INTO public.audit_me2 VALUES (1)")
+    e = ddl_error(app, "DROP TABLE public.audit_me2")
+    assert "already used" in (e.diag.message_detail or "")
+    set_token(app, token(shared, ops=["drop_table"], obj=["public.audit_me2"]))
+    run_ddl(app, "DROP TABLE public.audit_me2")
