@@ -26,38 +26,48 @@ AS $$ SELECT 'pgguard_owner'::pg_catalog.regrole::oid $$;
 -- are the extension's. Empty when the ownership is whole.
 CREATE OR REPLACE FUNCTION pgguard.ownership_drift()
 RETURNS TABLE (kind text, object text, owner text)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pgguard, pg_temp
 AS $$
-    WITH g AS (SELECT pg_catalog.unnest(pgguard.guarded_schemas()) AS nsp),
-    ext AS (SELECT d.classid, d.objid FROM pg_catalog.pg_depend d WHERE d.deptype = 'e')
-    SELECT 'schema', pg_catalog.quote_ident(n.nspname), n.nspowner::pg_catalog.regrole::text
-      FROM pg_catalog.pg_namespace n JOIN g ON g.nsp = n.oid
-     WHERE n.nspowner <> pgguard.owner_oid()
-       AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_catalog.pg_namespace'::regclass
-                                           AND ext.objid = n.oid)
+DECLARE
+    g oid[] := pgguard.guarded_schemas();
+    own oid := pg_catalog.to_regrole('pgguard_owner');
+BEGIN
+    -- plpgsql, not sql: its plans are cached per session, and the executor calls this on
+    -- every statement. Extension members are looked up only for objects not ours (rare).
+    RETURN QUERY
+    SELECT 'schema'::text, pg_catalog.quote_ident(n.nspname), n.nspowner::pg_catalog.regrole::text
+      FROM pg_catalog.pg_namespace n
+     WHERE n.oid = ANY (g) AND n.nspowner <> own
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                        WHERE d.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
+                          AND d.objid = n.oid AND d.deptype = 'e')
     UNION ALL
     SELECT CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'table' WHEN 'v' THEN 'view'
                           WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence'
                           WHEN 'f' THEN 'foreign table' ELSE 'relation' END,
            c.oid::pg_catalog.regclass::text, c.relowner::pg_catalog.regrole::text
-      FROM pg_catalog.pg_class c JOIN g ON g.nsp = c.relnamespace
-     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'c') AND c.relpersistence <> 't'
-       AND c.relowner <> pgguard.owner_oid()
-       AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_catalog.pg_class'::regclass
-                                           AND ext.objid = c.oid)
+      FROM pg_catalog.pg_class c
+     WHERE c.relnamespace = ANY (g) AND c.relowner <> own
+       AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'c') AND c.relpersistence <> 't'
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                        WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                          AND d.objid = c.oid AND d.deptype = 'e')
     UNION ALL
     SELECT 'function', p.oid::pg_catalog.regprocedure::text, p.proowner::pg_catalog.regrole::text
-      FROM pg_catalog.pg_proc p JOIN g ON g.nsp = p.pronamespace
-     WHERE p.proowner <> pgguard.owner_oid()
-       AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_catalog.pg_proc'::regclass
-                                           AND ext.objid = p.oid)
+      FROM pg_catalog.pg_proc p
+     WHERE p.pronamespace = ANY (g) AND p.proowner <> own
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                        WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                          AND d.objid = p.oid AND d.deptype = 'e')
     UNION ALL
     SELECT 'type', t.oid::pg_catalog.regtype::text, t.typowner::pg_catalog.regrole::text
-      FROM pg_catalog.pg_type t JOIN g ON g.nsp = t.typnamespace
-     WHERE t.typowner <> pgguard.owner_oid() AND t.typtype IN ('d', 'e', 'r')
-       AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_catalog.pg_type'::regclass
-                                           AND ext.objid = t.oid)
+      FROM pg_catalog.pg_type t
+     WHERE t.typnamespace = ANY (g) AND t.typowner <> own AND t.typtype IN ('d', 'e', 'r')
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                        WHERE d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass
+                          AND d.objid = t.oid AND d.deptype = 'e');
+END
 $$;
 
 -- Roles that can become pgguard_owner (members, and ADMIN holders, who can grant it to
@@ -72,7 +82,7 @@ AS $$
                 ELSE 'is a member of pgguard_owner' END
       FROM pg_catalog.pg_auth_members m
       JOIN pg_catalog.pg_roles r ON r.oid = m.member
-     WHERE m.roleid = pgguard.owner_oid() AND NOT r.rolsuper
+     WHERE m.roleid = pg_catalog.to_regrole('pgguard_owner') AND NOT r.rolsuper
 $$;
 
 -- Is a function safe to run as the protected owner later (from autovacuum, say)? Built-in

@@ -8,64 +8,76 @@
 -- A digest of every catalog row that makes up schema pgguard. Computed inline by run_ddl
 -- (and here only for status): nothing replaceable may run before it is compared.
 CREATE OR REPLACE FUNCTION pgguard.self_digest() RETURNS text
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pgguard, pg_temp
 AS $$
-    WITH ns AS (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = 'pgguard'),
-    rel AS (SELECT c.oid FROM pg_catalog.pg_class c, ns WHERE c.relnamespace = ns.oid)
-    SELECT pg_catalog.md5(pg_catalog.string_agg(x, ',' ORDER BY x)) FROM (
-        SELECT 'n' || n.oid || ':' || n.xmin FROM pg_catalog.pg_namespace n, ns WHERE n.oid = ns.oid
-        UNION ALL SELECT 'c' || c.oid || ':' || c.xmin FROM pg_catalog.pg_class c, ns
-                   WHERE c.relnamespace = ns.oid
-        UNION ALL SELECT 'p' || p.oid || ':' || p.xmin FROM pg_catalog.pg_proc p, ns
-                   WHERE p.pronamespace = ns.oid
-        UNION ALL SELECT 'y' || t.oid || ':' || t.xmin FROM pg_catalog.pg_type t, ns
-                   WHERE t.typnamespace = ns.oid
-        UNION ALL SELECT 'a' || a.attrelid || '.' || a.attnum || ':' || a.xmin
-                    FROM pg_catalog.pg_attribute a JOIN rel ON a.attrelid = rel.oid
-        UNION ALL SELECT 't' || t.oid || ':' || t.xmin
-                    FROM pg_catalog.pg_trigger t JOIN rel ON t.tgrelid = rel.oid
-        UNION ALL SELECT 'o' || p.oid || ':' || p.xmin
-                    FROM pg_catalog.pg_policy p JOIN rel ON p.polrelid = rel.oid
-        UNION ALL SELECT 'r' || r.oid || ':' || r.xmin
-                    FROM pg_catalog.pg_rewrite r JOIN rel ON r.ev_class = rel.oid
-        UNION ALL SELECT 'k' || k.oid || ':' || k.xmin
-                    FROM pg_catalog.pg_constraint k JOIN rel ON k.conrelid = rel.oid
-        UNION ALL SELECT 'd' || d.oid || ':' || d.xmin
-                    FROM pg_catalog.pg_attrdef d JOIN rel ON d.adrelid = rel.oid
-        UNION ALL SELECT 's' || s.oid || ':' || s.xmin
-                    FROM pg_catalog.pg_statistic_ext s JOIN rel ON s.stxrelid = rel.oid
-    ) v(x)
+DECLARE
+    ns oid := pg_catalog.to_regnamespace('pgguard');
+    rels oid[];
+BEGIN
+    -- plpgsql for its cached plans (an sql function is planned on every call); the relations
+    -- go into an array first so every lookup below is an index scan by relation
+    rels := ARRAY(SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relnamespace = ns);
+    RETURN pg_catalog.md5(pg_catalog.concat_ws('|',
+        (SELECT n.xmin::text FROM pg_catalog.pg_namespace n WHERE n.oid = ns),
+        (SELECT pg_catalog.string_agg(c.oid || ':' || c.xmin, ',' ORDER BY c.oid)
+           FROM pg_catalog.pg_class c WHERE c.relnamespace = ns),
+        (SELECT pg_catalog.string_agg(p.oid || ':' || p.xmin, ',' ORDER BY p.oid)
+           FROM pg_catalog.pg_proc p WHERE p.pronamespace = ns),
+        (SELECT pg_catalog.string_agg(t.oid || ':' || t.xmin, ',' ORDER BY t.oid)
+           FROM pg_catalog.pg_type t WHERE t.typnamespace = ns),
+        (SELECT pg_catalog.string_agg(a.attrelid || '.' || a.attnum || ':' || a.xmin, ','
+                                      ORDER BY a.attrelid, a.attnum)
+           FROM pg_catalog.pg_attribute a WHERE a.attrelid = ANY (rels)),
+        (SELECT pg_catalog.string_agg(t.oid || ':' || t.xmin, ',' ORDER BY t.oid)
+           FROM pg_catalog.pg_trigger t WHERE t.tgrelid = ANY (rels)),
+        (SELECT pg_catalog.string_agg(p.oid || ':' || p.xmin, ',' ORDER BY p.oid)
+           FROM pg_catalog.pg_policy p WHERE p.polrelid = ANY (rels)),
+        (SELECT pg_catalog.string_agg(r.oid || ':' || r.xmin, ',' ORDER BY r.oid)
+           FROM pg_catalog.pg_rewrite r WHERE r.ev_class = ANY (rels)),
+        (SELECT pg_catalog.string_agg(k.oid || ':' || k.xmin, ',' ORDER BY k.oid)
+           FROM pg_catalog.pg_constraint k WHERE k.conrelid = ANY (rels)),
+        (SELECT pg_catalog.string_agg(d.oid || ':' || d.xmin, ',' ORDER BY d.oid)
+           FROM pg_catalog.pg_attrdef d WHERE d.adrelid = ANY (rels)),
+        (SELECT pg_catalog.string_agg(x.oid || ':' || x.xmin, ',' ORDER BY x.oid)
+           FROM pg_catalog.pg_statistic_ext x WHERE x.stxrelid = ANY (rels))));
+END
 $$;
 
 -- Rows this transaction inserted, updated or deleted in pgguard's tables so far (the server's
 -- own per-transaction counters, which no session can reset). Nothing pgguard does while a
 -- schema change runs writes there, so any change is code running as the owner inside it.
 CREATE OR REPLACE FUNCTION pgguard.self_writes() RETURNS bigint
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pgguard, pg_temp
 AS $$
-    SELECT COALESCE(pg_catalog.sum(pg_catalog.pg_stat_get_xact_tuples_inserted(c.oid)
+BEGIN
+    RETURN (SELECT COALESCE(pg_catalog.sum(pg_catalog.pg_stat_get_xact_tuples_inserted(c.oid)
                                  + pg_catalog.pg_stat_get_xact_tuples_updated(c.oid)
                                  + pg_catalog.pg_stat_get_xact_tuples_deleted(c.oid)), 0)::bigint
       FROM pg_catalog.pg_class c
-     WHERE c.relnamespace = 'pgguard'::pg_catalog.regnamespace AND c.relkind = 'r'
+     WHERE c.relnamespace = 'pgguard'::pg_catalog.regnamespace AND c.relkind = 'r');
+END
 $$;
 
 -- Grants and memberships that must not move while a statement runs: pgguard_owner's
 -- memberships and default privileges. A digest of them.
 CREATE OR REPLACE FUNCTION pgguard.authority_digest() RETURNS text
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pgguard, pg_temp
 AS $$
-    SELECT pg_catalog.md5(COALESCE((
+DECLARE
+    own oid := pg_catalog.to_regrole('pgguard_owner');
+BEGIN
+    RETURN pg_catalog.md5(COALESCE((
         SELECT pg_catalog.string_agg(m.roleid || '>' || m.member || ':' || m.admin_option, ','
                                      ORDER BY m.roleid, m.member, m.grantor)
           FROM pg_catalog.pg_auth_members m
-         WHERE m.member = pgguard.owner_oid() OR m.roleid = pgguard.owner_oid()), '')
+         WHERE m.member = own OR m.roleid = own), '')
         || '|' || COALESCE((
         SELECT pg_catalog.string_agg(d.oid || ':' || d.xmin, ',' ORDER BY d.oid)
-          FROM pg_catalog.pg_default_acl d), ''))
+          FROM pg_catalog.pg_default_acl d), ''));
+END
 $$;
 
 -- What this transaction's statement left that would run someone else's code as the owner
@@ -77,7 +89,8 @@ SET search_path = pg_catalog, pgguard, pg_temp
 AS $$
 DECLARE
     g oid[] := pgguard.guarded_schemas();
-    own oid := pgguard.owner_oid();
+    own oid := pg_catalog.to_regrole('pgguard_owner');
+    ns oid := pg_catalog.to_regnamespace('pgguard');
     found text;
 BEGIN
     -- a SECURITY DEFINER function of the owner would run as the owner for anyone
@@ -89,36 +102,45 @@ BEGIN
     IF found IS NOT NULL THEN RETURN found; END IF;
     -- index expressions/predicates and statistics expressions run as the table owner when
     -- autovacuum analyzes the table: only built-in, extension or pgguard functions there
+    WITH recent AS (
+        SELECT 'pg_catalog.pg_class'::pg_catalog.regclass AS classid, i.indexrelid AS objid
+          FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+         WHERE c.relnamespace = ANY (g) AND pg_catalog.age(c.xmin) <= 0
+        UNION ALL
+        SELECT 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass, s.oid
+          FROM pg_catalog.pg_statistic_ext s
+         WHERE s.stxnamespace = ANY (g) AND pg_catalog.age(s.xmin) <= 0
+    ), calls AS (
+        SELECT d.classid, d.objid,
+               CASE WHEN d.refclassid = 'pg_catalog.pg_operator'::pg_catalog.regclass
+                    THEN (SELECT o.oprcode::oid FROM pg_catalog.pg_operator o
+                           WHERE o.oid = d.refobjid)
+                    ELSE d.refobjid END AS fn
+          FROM pg_catalog.pg_depend d JOIN recent r ON r.classid = d.classid AND r.objid = d.objid
+         WHERE d.refclassid IN ('pg_catalog.pg_proc'::pg_catalog.regclass,
+                                'pg_catalog.pg_operator'::pg_catalog.regclass)
+    )
     SELECT pg_catalog.format('%s uses function %s, which is not built in',
-               CASE d.classid WHEN 'pg_catalog.pg_class'::pg_catalog.regclass
-                    THEN 'index ' || d.objid::pg_catalog.regclass::text
-                    ELSE 'statistics object ' || d.objid END,
-               COALESCE(o.oprcode::pg_catalog.regproc::text, d.refobjid::pg_catalog.regproc::text))
+               CASE k.classid WHEN 'pg_catalog.pg_class'::pg_catalog.regclass
+                    THEN 'index ' || k.objid::pg_catalog.regclass::text
+                    ELSE 'statistics object ' || k.objid END,
+               p.oid::pg_catalog.regprocedure)
       INTO found
-      FROM pg_catalog.pg_depend d
-      LEFT JOIN pg_catalog.pg_operator o
-             ON d.refclassid = 'pg_catalog.pg_operator'::pg_catalog.regclass AND o.oid = d.refobjid
-     WHERE (d.classid, d.objid) IN (
-              SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, i.indexrelid
-                FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-               WHERE c.relnamespace = ANY (g) AND pg_catalog.age(c.xmin) <= 0
-              UNION ALL
-              SELECT 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass, s.oid
-                FROM pg_catalog.pg_statistic_ext s
-               WHERE s.stxnamespace = ANY (g) AND pg_catalog.age(s.xmin) <= 0)
-       AND ((d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
-             AND NOT pgguard.trusted_function(d.refobjid))
-            OR (o.oid IS NOT NULL AND NOT pgguard.trusted_function(o.oprcode)))
+      FROM calls k JOIN pg_catalog.pg_proc p ON p.oid = k.fn
+     WHERE p.proowner <> 10 AND p.pronamespace <> 'pgguard'::pg_catalog.regnamespace
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                        WHERE e.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                          AND e.objid = p.oid AND e.deptype = 'e')
      LIMIT 1;
     IF found IS NOT NULL THEN RETURN found; END IF;
     -- a range type's subtype_diff runs when a column of it is analyzed
     SELECT pg_catalog.format('range type %s uses function %s, which is not built in',
                              r.rngtypid::pg_catalog.regtype, r.rngsubdiff::pg_catalog.regproc)
       INTO found
-      FROM pg_catalog.pg_range r JOIN pg_catalog.pg_type t ON t.oid = r.rngtypid
-     WHERE pg_catalog.age(t.xmin) <= 0
-       AND (NOT pgguard.trusted_function(r.rngsubdiff)
-            OR NOT pgguard.trusted_function(r.rngcanonical))
+      FROM (SELECT r.* FROM pg_catalog.pg_range r JOIN pg_catalog.pg_type t
+                ON t.oid = r.rngtypid WHERE pg_catalog.age(t.xmin) <= 0 OFFSET 0) r
+     WHERE NOT pgguard.trusted_function(r.rngsubdiff)
+        OR NOT pgguard.trusted_function(r.rngcanonical)
      LIMIT 1;
     IF found IS NOT NULL THEN RETURN found; END IF;
     -- anything this statement built on pgguard's tables or code (an updatable view over
@@ -128,16 +150,16 @@ BEGIN
                pg_catalog.pg_describe_object(d.refclassid, d.refobjid, 0))
       INTO found
       FROM pg_catalog.pg_depend d
-     WHERE ((d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid IN (
-                SELECT c.oid FROM pg_catalog.pg_class c
-                 WHERE c.relnamespace = 'pgguard'::pg_catalog.regnamespace))
-            OR (d.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass AND d.refobjid IN (
-                SELECT t.oid FROM pg_catalog.pg_type t
-                 WHERE t.typnamespace = 'pgguard'::pg_catalog.regnamespace))
-            OR (d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.refobjid IN (
-                SELECT p.oid FROM pg_catalog.pg_proc p
-                 WHERE p.pronamespace = 'pgguard'::pg_catalog.regnamespace
-                   AND p.oid <> 'pgguard.truncate_guard()'::pg_catalog.regprocedure)))
+     WHERE ((d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+             AND d.refobjid = ANY (ARRAY(SELECT c.oid FROM pg_catalog.pg_class c
+                                          WHERE c.relnamespace = ns)))
+            OR (d.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass
+                AND d.refobjid = ANY (ARRAY(SELECT t.oid FROM pg_catalog.pg_type t
+                                             WHERE t.typnamespace = ns)))
+            OR (d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                AND d.refobjid = ANY (ARRAY(SELECT p.oid FROM pg_catalog.pg_proc p
+                                             WHERE p.pronamespace = ns
+                                               AND p.proname <> 'truncate_guard'))))
        AND pg_catalog.age(d.xmin) <= 0
      LIMIT 1;
     IF found IS NOT NULL THEN RETURN found; END IF;
@@ -228,7 +250,8 @@ BEGIN
     -- before: what a statement may not take without a token, and what it may not touch
     g := pgguard.guarded_schemas();
     SELECT pg_catalog.array_agg(c.oid ORDER BY c.oid),
-           pg_catalog.array_agg(pgguard.ident_path(n.nspname, c.relname) ORDER BY c.oid),
+           pg_catalog.array_agg(pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
+                                ORDER BY c.oid),
            pg_catalog.array_agg(EXISTS (
                SELECT 1 FROM pg_catalog.pg_trigger t
                 WHERE t.tgrelid = c.oid AND t.tgname = 'pgguard_truncate_guard'
@@ -238,7 +261,8 @@ BEGIN
      WHERE c.relnamespace = ANY (g) AND c.relkind IN ('r', 'p') AND c.relpersistence <> 't';
     b_rel := COALESCE(b_rel, '{}');
     SELECT pg_catalog.array_agg(a.attrelid), pg_catalog.array_agg(a.attnum::int),
-           pg_catalog.array_agg(pgguard.ident_path(n.nspname, c.relname, a.attname))
+           pg_catalog.array_agg(pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
+                                || '.' || pg_catalog.quote_ident(a.attname))
       INTO b_crel, b_cnum, b_cpath
       FROM pg_catalog.pg_attribute a
       JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
@@ -358,8 +382,22 @@ BEGIN
     END IF;
 
     -- guards: a table that had a good one keeps it; new tables get theirs
-    FOR r IN SELECT tg.relid, tg.state, pgguard.ident_path(tg.schema_name, tg.table_name) AS path
-               FROM pgguard.table_guards() tg WHERE tg.state <> 'ok' LOOP
+    FOR r IN SELECT c.oid AS relid,
+                    pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
+                        AS path,
+                    CASE WHEN t.oid IS NULL THEN 'missing'
+                         WHEN t.tgfoid <> 'pgguard.truncate_guard()'::pg_catalog.regprocedure
+                           OR t.tgtype <> 34 OR t.tgqual IS NOT NULL THEN 'replaced'
+                         WHEN t.tgenabled <> 'A' THEN 'disabled' END AS state
+               FROM pg_catalog.pg_class c
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+               LEFT JOIN pg_catalog.pg_trigger t
+                      ON t.tgrelid = c.oid AND t.tgname = 'pgguard_truncate_guard'
+              WHERE c.relnamespace = ANY (g) AND c.relkind IN ('r', 'p')
+                AND c.relpersistence <> 't'
+                AND (t.oid IS NULL OR t.tgenabled <> 'A'
+                     OR t.tgfoid <> 'pgguard.truncate_guard()'::pg_catalog.regprocedure
+                     OR t.tgtype <> 34 OR t.tgqual IS NOT NULL) LOOP
         IF EXISTS (SELECT 1 FROM unnest(b_rel, b_guard) b(oid, ok)
                     WHERE b.oid = r.relid AND b.ok) THEN
             PERFORM pgguard.check_override('uninstall', ARRAY[r.path], tag, NULL, '{}',
@@ -385,14 +423,16 @@ BEGIN
       FROM unnest(b_rel, b_path) AS b(oid, path)
       JOIN pg_catalog.pg_class c ON c.oid = b.oid
       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-     WHERE pgguard.ident_path(n.nspname, c.relname) <> b.path
+     WHERE pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) <> b.path
     UNION ALL
     SELECT b.rel, b.num, pg_catalog.clock_timestamp()
       FROM unnest(b_crel, b_cnum, b_cpath) AS b(rel, num, path)
       JOIN pg_catalog.pg_attribute a ON a.attrelid = b.rel AND a.attnum = b.num
       JOIN pg_catalog.pg_class c ON c.oid = b.rel
       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-     WHERE NOT a.attisdropped AND pgguard.ident_path(n.nspname, c.relname, a.attname) <> b.path
+     WHERE NOT a.attisdropped
+       AND pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) || '.'
+           || pg_catalog.quote_ident(a.attname) <> b.path
     ON CONFLICT (relid, attnum) DO UPDATE SET renamed_at = EXCLUDED.renamed_at;
     RETURN tag;
 END
