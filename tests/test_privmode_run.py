@@ -82,13 +82,10 @@ def test_run_refuses_a_drop_then_applies_it_with_a_token(
     )
     proc = pgguard("run", "--dsn", dsn, "-f", str(script), PGOPTIONS=f"-c pgguard.token={tok}")
     assert proc.returncode == 0, proc.stderr
-    assert (
-        app.execute(
-            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'tenants'"
-            " AND column_name = 'legacy'"
-        ).fetchone()
-        == (0,)
-    )
+    assert app.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'tenants'"
+        " AND column_name = 'legacy'"
+    ).fetchone() == (0,)
 
 
 def test_run_explains_what_cannot_run_in_a_function(platform: Platform, tmp_path: Path) -> None:
