@@ -77,6 +77,24 @@ class KeyFileError(PgguardError):
     exit_code = 2
 
 
+class KeyPassphraseNeeded(KeyFileError):
+    """The key file is encrypted and no passphrase was given."""
+
+
+class WrongPassphrase(KeyFileError):
+    """The passphrase does not decrypt the key file."""
+
+
+class SignerError(PgguardError):
+    """A signer (key file, PKCS#11 token, external command) could not produce a valid signature.
+
+    Nothing was signed: a signature that does not verify against the signer's public key is
+    never put into a token.
+    """
+
+    exit_code = 2
+
+
 # --- tokens ---------------------------------------------------------------------------------
 
 

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.types import (
     PublicKeyTypes,
 )
 
-from pgguard.errors import KeyFileError
+from pgguard.errors import KeyFileError, KeyPassphraseNeeded, WrongPassphrase
 
 __all__ = [
     "DEFAULT_BITS",
@@ -36,6 +36,7 @@ __all__ = [
     "PUBLIC_EXPONENT",
     "PublicKeyRow",
     "generate_private_key",
+    "is_encrypted_key_file",
     "kid",
     "load_private_key",
     "load_public_key",
@@ -113,8 +114,12 @@ def generate_private_key(bits: int = DEFAULT_BITS) -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=PUBLIC_EXPONENT, key_size=bits)
 
 
-def private_key_pem(key: rsa.RSAPrivateKey) -> bytes:
-    """The unencrypted PKCS#8 PEM encoding of ``key``."""
+def private_key_pem(key: rsa.RSAPrivateKey, passphrase: bytes | None = None) -> bytes:
+    """The PKCS#8 PEM encoding of ``key``, encrypted under ``passphrase`` when one is given."""
+    if passphrase is not None:
+        from pgguard.pkcs8 import encrypted_pem
+
+        return encrypted_pem(key, passphrase)
     return key.private_bytes(
         encoding=serialization.Encoding.PEM,
         format=serialization.PrivateFormat.PKCS8,
@@ -131,8 +136,17 @@ def public_key_pem(key: rsa.RSAPublicKey | rsa.RSAPrivateKey) -> str:
     ).decode("ascii")
 
 
-def write_private_key(path: StrPath, key: rsa.RSAPrivateKey, *, overwrite: bool = False) -> Path:
-    """Write ``key`` to ``path`` as unencrypted PKCS#8 PEM, mode 0600, atomically.
+def write_private_key(
+    path: StrPath,
+    key: rsa.RSAPrivateKey,
+    *,
+    overwrite: bool = False,
+    passphrase: bytes | None = None,
+) -> Path:
+    """Write ``key`` to ``path`` as PKCS#8 PEM, mode 0600, atomically.
+
+    With ``passphrase`` the PEM is encrypted (PBES2, PBKDF2-HMAC-SHA256 with
+    :data:`pgguard.pkcs8.ROUNDS` rounds, AES-256-CBC): a copy of the file alone approves nothing.
 
     The PEM is written to a new temporary file in the same directory, created with mode 0600
     (``O_CREAT | O_EXCL``; the process umask can only remove bits), flushed to disk, and then
@@ -148,7 +162,9 @@ def write_private_key(path: StrPath, key: rsa.RSAPrivateKey, *, overwrite: bool 
     directory = target.parent
     if not directory.is_dir():
         raise KeyFileError(f"{target}: directory {directory} does not exist")
-    data = private_key_pem(key)
+    if passphrase is not None and not passphrase:
+        raise KeyFileError(f"{target}: an empty passphrase protects nothing")
+    data = private_key_pem(key, passphrase)
     tmp = directory / f".{target.name}.{secrets.token_hex(8)}.tmp"
     try:
         fd = os.open(tmp, _CREATE_FLAGS, 0o600)
@@ -249,30 +265,43 @@ def _is_encrypted_pem(data: bytes) -> bool:
     return b"ENCRYPTED PRIVATE KEY" in data or b"Proc-Type: 4,ENCRYPTED" in data
 
 
-def load_private_key(path: StrPath) -> rsa.RSAPrivateKey:
-    """Load an approver's private key from an unencrypted PEM file (PKCS#8 or PKCS#1).
+def is_encrypted_key_file(path: StrPath) -> bool:
+    """Whether ``path`` holds a passphrase-encrypted PEM private key (KeyFileError: unreadable)."""
+    return _is_encrypted_pem(_read(path, "key file"))
 
-    Raises :class:`KeyFileError` when the file is missing or unreadable, is encrypted, holds a
-    public key or something else, or is not RSA ≥ 2048 bits with e = 65537.
+
+def load_private_key(path: StrPath, passphrase: bytes | None = None) -> rsa.RSAPrivateKey:
+    """Load an approver's private key from a PEM file (PKCS#8 or PKCS#1, encrypted or not).
+
+    An encrypted file needs ``passphrase``: without one :class:`KeyPassphraseNeeded`, with a
+    wrong one :class:`WrongPassphrase` (both :class:`KeyFileError`). Raises
+    :class:`KeyFileError` when the file is missing or unreadable, holds a public key or
+    something else, or is not RSA ≥ 2048 bits with e = 65537. A passphrase given for an
+    unencrypted file is ignored (the caller warns about such files).
     """
     data = _read(path, "key file")
     where = str(path)
-    if _is_encrypted_pem(data):
-        raise KeyFileError(
-            f"{where}: private key is encrypted; pgguard needs an unencrypted key file "
-            "(protect it with file permissions or a secret store)"
+    encrypted = _is_encrypted_pem(data)
+    if encrypted and passphrase is None:
+        raise KeyPassphraseNeeded(
+            f"{where}: private key is encrypted and no passphrase was given",
+            hint="type it when asked on a terminal, or set $PGGUARD_KEY_PASSPHRASE",
         )
     if b"-----BEGIN" in data and b"PRIVATE KEY-----" not in data:
         if b"PUBLIC KEY-----" in data:
             raise KeyFileError(f"{where}: holds a public key; signing needs the private key")
         raise KeyFileError(f"{where}: not a PEM private key")
     try:
-        key = serialization.load_pem_private_key(data, password=None)
+        key = serialization.load_pem_private_key(data, password=passphrase if encrypted else None)
     except TypeError as e:  # cryptography: "Password was not given but private key is encrypted"
-        raise KeyFileError(
-            f"{where}: private key is encrypted; pgguard needs it unencrypted"
+        raise KeyPassphraseNeeded(
+            f"{where}: private key is encrypted and no passphrase was given"
         ) from e
     except (ValueError, UnsupportedAlgorithm) as e:
+        if encrypted:
+            raise WrongPassphrase(
+                f"{where}: wrong passphrase (or a damaged key file); nothing was signed"
+            ) from e
         raise KeyFileError(f"{where}: not a valid PEM private key") from e
     return _check_rsa_private(key, where)
 

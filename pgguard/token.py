@@ -119,6 +119,8 @@ from pgguard.errors import (
     TokenWrongDatabase,
     TokenWrongScope,
 )
+from pgguard.signers import Signer, sign_checked
+from pgguard.signers.keyfile import KeySigner
 
 __all__ = [
     "CLOCK_SKEW_LEEWAY",
@@ -466,8 +468,19 @@ def _as_list(value: str | Iterable[str], what: str) -> list[str]:
     return items
 
 
+def _as_signer(key: rsa.RSAPrivateKey | Signer) -> Signer:
+    if isinstance(key, rsa.RSAPrivateKey):
+        return KeySigner(key)
+    if isinstance(key, Signer):
+        return key
+    raise TypeError(
+        "key must be an RSA private key or a pgguard.signers.Signer "
+        "(see pgguard.keys.load_private_key, pgguard.signers)"
+    )
+
+
 def issue_token(
-    key: rsa.RSAPrivateKey,
+    key: rsa.RSAPrivateKey | Signer,
     *,
     ttl: int | dt.timedelta = DEFAULT_TTL,
     ops: str | Iterable[str] = DEFAULT_OPS,
@@ -479,17 +492,19 @@ def issue_token(
     now: Now = None,
     jti: str | None = None,
 ) -> str:
-    """Sign an override token with ``key``.
+    """Sign an override token with ``key``: a private key, or any :class:`~pgguard.signers.Signer`
+    (encrypted key file, PKCS#11 token, external command).
 
     ``ttl`` is seconds or a timedelta (whole seconds, at least 1): ``exp = iat + ttl`` with
     ``iat`` = ``now`` in whole Unix seconds. ``ops`` and ``objects`` keep the given order.
     ``jti`` defaults to 128 random bits, base64url; ``sub`` to ``user@host``. Raises
     ``ValueError``/``TypeError`` for bad arguments and :class:`~pgguard.errors.KeyFileError`
-    for an unusable key; the result always passes :func:`parse_token`.
+    for an unusable key, :class:`~pgguard.errors.SignerError` when the signer fails or its
+    signature does not verify against its public key (so nothing unverifiable is ever handed
+    out); the result always passes :func:`parse_token`.
     """
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise TypeError("key must be an RSA private key (see pgguard.keys.load_private_key)")
-    pub = key.public_key()
+    signer = _as_signer(key)
+    pub = signer.public_key()
     _keys.public_numbers_for_db(pub)  # validates size and exponent (KeyFileError)
     if isinstance(ttl, dt.timedelta):
         ttl_s = ttl // dt.timedelta(seconds=1)
@@ -525,7 +540,7 @@ def issue_token(
         claims.to_json(), separators=(",", ":"), sort_keys=True, ensure_ascii=True
     )
     signing_input = f"{PREFIX}.{_keys.kid(pub)}.{b64url_encode(payload_json.encode('ascii'))}"
-    signature = key.sign(signing_input.encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
+    signature = sign_checked(signer, signing_input.encode("ascii"))
     token = f"{signing_input}.{b64url_encode(signature)}"
     try:
         parse_token(token)  # refuse to hand out a token the verifier would call malformed

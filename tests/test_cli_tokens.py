@@ -79,7 +79,10 @@ def shell(script: str, **env: str) -> subprocess.CompletedProcess[str]:
 def test_keys_create(tmp_path: Path) -> None:
     out = tmp_path / "k.pem"
     pub = tmp_path / "k.pub"
-    proc = run_cli("keys", "create", "--out", str(out), "--bits", "2048", "--public-out", str(pub))
+    proc = run_cli(
+        "keys", "create", "--out", str(out), "--bits", "2048", "--public-out", str(pub),
+        "--no-passphrase",
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     private = keys.load_private_key(out)
     assert proc.stdout == keys.kid(private) + "\n"  # the kid, and only it, on stdout
@@ -98,9 +101,9 @@ def test_keys_create(tmp_path: Path) -> None:
 
 def test_keys_create_defaults_to_3072_bits(tmp_path: Path) -> None:
     out = tmp_path / "d.pem"
-    proc = run_cli("keys", "create", "--out", str(out))
+    proc = run_cli("keys", "create", "--out", str(out), env={"PGGUARD_KEY_PASSPHRASE": "pw"})
     assert proc.returncode == 0, proc.stderr
-    assert keys.load_private_key(out).key_size == 3072
+    assert keys.load_private_key(out, b"pw").key_size == 3072
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
 
 
@@ -158,7 +161,7 @@ def test_keys_add_list_revoke(
 def test_install_key_file_creates_missing_key(make_db: Any, pg_server: Any, tmp_path: Path) -> None:
     dsn = pg_server.admin_dsn(make_db())
     new = tmp_path / "new.pem"
-    proc = run_cli("install", "--key-file", str(new), "--dsn", dsn)
+    proc = run_cli("install", "--key-file", str(new), "--dsn", dsn, "--no-passphrase")
     assert proc.returncode == 0, proc.stderr
     assert stat.S_IMODE(new.stat().st_mode) == 0o600
     kid = keys.kid(keys.load_private_key(new))

@@ -248,7 +248,7 @@ def test_keys_create_never_writes_through_a_planted_public_path(tmp_path: Any) -
 
     def create(out: str, pub: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "pgguard", "keys", "create", "--bits", "2048",
+            [sys.executable, "-m", "pgguard", "keys", "create", "--bits", "2048", "--no-passphrase",
              "--out", str(tmp_path / out), "--public-out", pub],
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip

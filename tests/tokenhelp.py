@@ -162,6 +162,7 @@ def run_cli(
     return subprocess.run(
         [sys.executable, "-m", "pgguard", *args],
         env=full_env,
+        stdin=subprocess.DEVNULL,  # never a terminal: a prompt must fail, not wait
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -174,7 +175,18 @@ def clean_env(env: Mapping[str, str] | None = None, unset: Sequence[str] = ()) -
     out = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("PGOPTIONS", "PGGUARD_TOKEN", "PGGUARD_KEY_FILE", "PGGUARD_DSN")
+        if k
+        not in (
+            "PGOPTIONS",
+            "PGGUARD_TOKEN",
+            "PGGUARD_KEY_FILE",
+            "PGGUARD_DSN",
+            "PGGUARD_KEY",
+            "PGGUARD_KEY_PASSPHRASE",
+            "PGGUARD_PKCS11_PIN",
+            "PGGUARD_SIGN_COMMAND",
+            "PGGUARD_SIGN_PUBLIC_KEY",
+        )  # fmt: skip
     }
     for name in unset:
         out.pop(name, None)

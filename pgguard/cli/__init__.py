@@ -26,7 +26,8 @@ from rich.table import Table
 from .._version import __version__
 from ..connect import connect
 from ..durations import parse_duration
-from ..errors import GuardRefused, PgguardError, UsageError
+from ..errors import GuardRefused, KeyFileError, PgguardError, UsageError
+from .signing import signer_options
 
 err = Console(stderr=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -143,6 +144,11 @@ def cli() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="register a public key file (PEM; repeatable)",
 )
+@click.option(
+    "--no-passphrase",
+    is_flag=True,
+    help="with --key-file naming a new file: write it unencrypted",
+)
 @click.option("--batch-size", default=200, show_default=True, help="tables per transaction")
 @click.option(
     "--lock-timeout", default="2s", show_default=True, help="wait per table before retrying it"
@@ -168,6 +174,7 @@ def install(
     exclude_schemas: Sequence[str],
     key_file: Path | None,
     public_keys: Sequence[Path],
+    no_passphrase: bool,
     batch_size: int,
     lock_timeout: str,
     mode: str | None,
@@ -187,15 +194,23 @@ def install(
     """
     from .. import keys as keymod
     from ..installer import install as do_install
+    from .signing import new_passphrase, read_passphrase
 
     rows = [keymod.public_numbers_for_db(keymod.load_public_key(p)) for p in public_keys]
     if key_file is not None:
         if key_file.exists():
-            private = keymod.load_private_key(key_file)
+            encrypted = keymod.is_encrypted_key_file(key_file)
+            private = keymod.load_private_key(
+                key_file, read_passphrase(key_file) if encrypted else None
+            )
         else:
+            passphrase = new_passphrase(key_file, no_passphrase)
             private = keymod.generate_private_key()
-            keymod.write_private_key(key_file, private)
-            err.print(f"created approver key {key_file} (kid {keymod.kid(private)}); keep it safe")
+            keymod.write_private_key(key_file, private, passphrase=passphrase)
+            err.print(
+                f"created approver key {key_file} (kid {keymod.kid(private)}); keep it safe",
+                soft_wrap=True,
+            )
         rows.append(keymod.public_numbers_for_db(private.public_key()))
     with _connection(dsn) as conn, _progress("guarding tables") as progress:
         report = do_install(
@@ -335,18 +350,13 @@ def uninstall(dsn: str | None, token: str | None, yes: bool) -> None:
 @click.option("--reason", help="why: recorded in the audit trail")
 @click.option("--db", help="valid only in this database")
 @click.option(
-    "--key-file",
-    envvar="PGGUARD_KEY_FILE",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="approver private key (default $PGGUARD_KEY_FILE)",
-)
-@click.option(
     "--from-check",
     "from_check",
     type=click.Path(dir_okay=False, path_type=Path),
     metavar="FILE.json",
     help="approve exactly what `pgguard check --json` found (its ops, objects, --once, --db)",
 )
+@signer_options
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def allow(
     ttl: str,
@@ -356,6 +366,9 @@ def allow(
     reason: str | None,
     db: str | None,
     key_file: Path | None,
+    key_uri: str | None,
+    sign_command: str | None,
+    sign_public_key: Path | None,
     from_check: Path | None,
     command: Sequence[str],
 ) -> None:
@@ -363,10 +376,18 @@ def allow(
 
     Without COMMAND the token alone goes to stdout. With `-- COMMAND ARGS…`, COMMAND runs with
     PGOPTIONS extended by `-c pgguard.token=…` and PGGUARD_TOKEN set, and its exit code is
-    pgguard's.
+    pgguard's. The key: --key-file (an encrypted file asks for its passphrase, or reads
+    $PGGUARD_KEY_PASSPHRASE), --key 'pkcs11:token=…;object=…' (PIN from a prompt or
+    $PGGUARD_PKCS11_PIN), or --sign-command CMD --public-key FILE. Where the server needs two
+    approvals, a second approver adds theirs with `pgguard cosign`.
+
+    \b
+    Example:
+      pgguard allow --key-file approver.pem --op drop_table --object public.old_orders \\
+          --once --reason "JIRA-123" -- python manage.py migrate
     """
-    from .. import keys as keymod
     from ..token import DEFAULT_OBJECTS, DEFAULT_OPS, issue_token
+    from .signing import make_signer
 
     if from_check is not None:
         from ..check.fromcheck import scope_from_check
@@ -379,12 +400,10 @@ def allow(
         ops, objects = scope.ops, scope.objects
         once = once or scope.once
         db = db or scope.db
-    if key_file is None:
-        raise UsageError("no approver key: pass --key-file or set $PGGUARD_KEY_FILE")
-    private = keymod.load_private_key(key_file)
+    signer = make_signer(key_file, key_uri, sign_command, sign_public_key)
     try:
         token = issue_token(
-            private,
+            signer,
             ttl=parse_duration(ttl),
             ops=list(ops) or list(DEFAULT_OPS),
             objects=list(objects) or list(DEFAULT_OBJECTS),
@@ -453,33 +472,81 @@ def keys() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="also write the public half here (PEM), for `keys add` or `install --public-key`",
 )
-def keys_create(out: Path, bits: int, public_out: Path | None) -> None:
-    """Create an approver private key; prints its kid. Needs no database."""
-    from .. import keys as keymod
+@click.option(
+    "--no-passphrase",
+    is_flag=True,
+    help="write the key unencrypted (for a key kept in a CI secret store)",
+)
+def keys_create(out: Path, bits: int, public_out: Path | None, no_passphrase: bool) -> None:
+    """Create an approver private key, encrypted; prints its kid. Needs no database.
 
+    The passphrase is asked for on a terminal (twice), or read from $PGGUARD_KEY_PASSPHRASE;
+    without either (a script) this fails with exit 2 unless --no-passphrase says the file is
+    protected some other way.
+
+    \b
+    Example:
+      pgguard keys create --out ~/.pgguard/approver.pem --public-out approver.pub
+    """
+    from .. import keys as keymod
+    from .signing import new_passphrase
+
+    if out.exists() or out.is_symlink():  # before asking for a passphrase in vain
+        raise KeyFileError(f"{out}: file exists; refusing to overwrite a key file")
+    passphrase = new_passphrase(out, no_passphrase)
     private = keymod.generate_private_key(bits)
     if public_out is not None:  # first: a failure here must not leave a private key behind
         keymod.write_public_key(public_out, private)
     try:
-        keymod.write_private_key(out, private)
+        keymod.write_private_key(out, private, passphrase=passphrase)
     except BaseException:
         if public_out is not None:
             public_out.unlink(missing_ok=True)
         raise
     click.echo(keymod.kid(private))
-    err.print(f"wrote private key {out} (mode 0600): keep it with the approver, never in the DB")
+    state = "encrypted" if passphrase else "NOT encrypted"
+    err.print(
+        f"wrote private key {out} (mode 0600, {state}): keep it with the approver, never in the DB"
+    )
 
 
 @keys.command("add")
-@click.argument("public_key_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "public_key_file",
+    required=False,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
+@click.option(
+    "--key",
+    "key_uri",
+    metavar="URI",
+    help="register the public half of the key in a PKCS#11 token ('pkcs11:…'; no PIN needed)",
+)
 @click.option("--comment", help="who holds this key")
 @dsn_option
-def keys_add(public_key_file: Path, comment: str | None, dsn: str | None) -> None:
-    """Register a public key (a private key file works too: only its public half is stored)."""
+def keys_add(
+    public_key_file: Path | None, key_uri: str | None, comment: str | None, dsn: str | None
+) -> None:
+    """Register a public key (a private key file works too: only its public half is stored).
+
+    \b
+    Examples:
+      pgguard keys add approver.pub --comment "alice"
+      pgguard keys add --key 'pkcs11:token=YubiKey%20PIV;id=%02?module-path=libykcs11.so'
+    """
     from .. import keys as keymod
     from ..keystore import add_keys
 
-    row = keymod.public_numbers_for_db(keymod.load_public_key(public_key_file))
+    if (public_key_file is None) == (key_uri is None):
+        raise UsageError("give a PUBLIC_KEY_FILE or --key pkcs11:…, one of them")
+    if key_uri is not None:
+        from ..signers.pkcs11 import Pkcs11Signer
+
+        public = Pkcs11Signer.from_uri(key_uri).public_key()
+    else:
+        assert public_key_file is not None
+        public = keymod.load_public_key(public_key_file)
+    row = keymod.public_numbers_for_db(public)
     with _connection(dsn) as conn:
         added = add_keys(conn, [row], comment=comment)
     click.echo(row.kid)
