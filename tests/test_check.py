@@ -292,7 +292,9 @@ def test_allow_from_check_signs_exactly_the_reported_scope(tmp_path: Path) -> No
     report.write_text(res.stdout)
     key_file = tmp_path / "approver.pem"
     assert (
-        runner.invoke(cli, ["keys", "create", "--out", str(key_file), "--bits", "2048"]).exit_code
+        runner.invoke(
+            cli, ["keys", "create", "--out", str(key_file), "--bits", "2048", "--no-passphrase"]
+        ).exit_code
         == 0
     )
     res = runner.invoke(cli, ["allow", "--from-check", str(report), "--key-file", str(key_file)])

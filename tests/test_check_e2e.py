@@ -46,7 +46,18 @@ def approver(tmp_path: Path, guarded_db_dsn: str) -> dict[str, str]:
     key, pub = tmp_path / "approver.pem", tmp_path / "approver.pub"
     env = {k: v for k, v in os.environ.items() if k not in ("PGOPTIONS", "PGGUARD_TOKEN")}
     res = _run(
-        [*PGGUARD, "keys", "create", "--out", str(key), "--public-out", str(pub), "--bits", "2048"],
+        [
+            *PGGUARD,
+            "keys",
+            "create",
+            "--out",
+            str(key),
+            "--public-out",
+            str(pub),
+            "--bits",
+            "2048",
+            "--no-passphrase",
+        ],  # fmt: skip
         env,
     )
     assert res.returncode == 0, res.stderr
