@@ -1,0 +1,386 @@
+"""The bench's cases: each a function ``(lab) -> list[Row]`` registered with :func:`case`.
+
+To add a case (say, privilege mode's executor): write a function taking a
+:class:`~bench.lab.Lab`, time its work with ``lab.ab(...)`` (interleaved unguarded/guarded
+sessions) or by hand, return :class:`~bench.lab.Row` values with a goal, and decorate it with
+``@case("id")``. ``python -m bench --cases id`` runs it alone. Sizes shrink under ``lab.quick``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+from psycopg import sql
+
+from .lab import GUARDED, PLAIN, Conn, Lab, Row, fresh_schema
+
+CaseFn = Callable[[Lab], list[Row]]
+CASES: dict[str, CaseFn] = {}
+
+
+def case(name: str) -> Callable[[CaseFn], CaseFn]:
+    """Register a case under ``name`` (run in registration order)."""
+
+    def register(fn: CaseFn) -> CaseFn:
+        CASES[name] = fn
+        return fn
+
+    return register
+
+
+def at_most(limit: float) -> Callable[[float], bool]:
+    return lambda r: r <= limit
+
+
+def at_least(limit: float) -> Callable[[float], bool]:
+    return lambda r: r >= limit
+
+
+def run_statements(stmts: list[str]) -> Callable[[Conn], None]:
+    """Work that sends each statement on its own, as a migration tool does."""
+
+    def work(conn: Conn) -> None:
+        for s in stmts:
+            conn.execute(s.encode())
+
+    return work
+
+
+def migration_mix(n: int, schema: str = "mix") -> list[str]:
+    """``n`` statements: a third each CREATE TABLE, ADD COLUMN, CREATE INDEX, table by table."""
+    out: list[str] = []
+    i = 0
+    while len(out) < n:
+        i += 1
+        t = f"{schema}.t{i}"
+        out += [
+            f"CREATE TABLE {t} (id bigint PRIMARY KEY, name text NOT NULL, at timestamptz)",
+            f"ALTER TABLE {t} ADD COLUMN ref integer",
+            f"CREATE INDEX ON {t} (ref)",
+        ]
+    return out[:n]
+
+
+def _mix_rows(lab: Lab, in_transaction: bool) -> list[Row]:
+    n = 30 if lab.quick else 2000
+    stmts = migration_mix(n)
+    work = run_statements(stmts)
+    if in_transaction:
+
+        def work_tx(conn: Conn) -> None:
+            with conn.transaction():
+                run_statements(stmts)(conn)
+
+        times = lab.ab(work_tx, setup=lambda c: fresh_schema(c, "mix"))
+    else:
+        times = lab.ab(work, setup=lambda c: fresh_schema(c, "mix"))
+    mode = "one transaction" if in_transaction else "autocommit"
+    return [
+        Row(
+            "mix_tx" if in_transaction else "mix_autocommit",
+            f"migration mix, {n} statements, {mode}",
+            "s",
+            PLAIN,
+            GUARDED,
+            times[PLAIN],
+            times[GUARDED],
+            "≤ 1.5×",
+            at_most(1.5),
+        )
+    ]
+
+
+@case("mix_autocommit")
+def mix_autocommit(lab: Lab) -> list[Row]:
+    """2,000 statements (CREATE TABLE / ADD COLUMN / CREATE INDEX), each its own transaction."""
+    return _mix_rows(lab, in_transaction=False)
+
+
+@case("mix_tx")
+def mix_tx(lab: Lab) -> list[Row]:
+    """The same 2,000 statements in one transaction."""
+    return _mix_rows(lab, in_transaction=True)
+
+
+@case("other_ddl")
+def other_ddl(lab: Lab) -> list[Row]:
+    """DDL other than CREATE TABLE on existing tables: ADD COLUMN, CREATE INDEX, ALTER, views."""
+    tables = 5 if lab.quick else 150
+    stmts: list[str] = []
+    for i in range(1, tables + 1):
+        t = f"od.t{i}"
+        stmts += [
+            f"ALTER TABLE {t} ADD COLUMN c integer",
+            f"CREATE INDEX ON {t} (c)",
+            f"ALTER TABLE {t} ALTER COLUMN v SET DEFAULT 'x'",
+            f"CREATE VIEW od.v{i} AS SELECT id, c FROM {t}",
+        ]
+    times = lab.ab(run_statements(stmts), setup=lambda c: fresh_schema(c, "od", tables))
+    return [
+        Row(
+            "other_ddl",
+            f"other DDL (ADD COLUMN, CREATE INDEX, ALTER, CREATE VIEW), {len(stmts)} statements",
+            "s",
+            PLAIN,
+            GUARDED,
+            times[PLAIN],
+            times[GUARDED],
+            "≤ 1.10×",
+            at_most(1.10),
+        )
+    ]
+
+
+@case("create_table")
+def create_table(lab: Lab) -> list[Row]:
+    """CREATE TABLE alone, autocommit: each new table gets its TRUNCATE guard."""
+    n = 10 if lab.quick else 500
+    stmts = [f"CREATE TABLE ct.t{i} (id bigint PRIMARY KEY, v text)" for i in range(1, n + 1)]
+    times = lab.ab(run_statements(stmts), setup=lambda c: fresh_schema(c, "ct"))
+    return [
+        Row(
+            "create_table",
+            f"CREATE TABLE × {n}, autocommit",
+            "s",
+            PLAIN,
+            GUARDED,
+            times[PLAIN],
+            times[GUARDED],
+            "≤ 1.6×",
+            at_most(1.6),
+        )
+    ]
+
+
+def _many(lab: Lab) -> int:
+    return 20 if lab.quick else 1000
+
+
+def _truncate_all(n: int, schema: str = "tr") -> bytes:
+    return ("TRUNCATE " + ", ".join(f"{schema}.t{i}" for i in range(1, n + 1))).encode()
+
+
+@case("truncate_many")
+def truncate_many(lab: Lab) -> list[Row]:
+    """TRUNCATE of 1,000 tables in one statement, with a token (a fresh session, as a tool's)."""
+    n = _many(lab)
+    stmt = _truncate_all(n)
+    times = lab.ab(lambda c: c.execute(stmt), setup=lambda c: fresh_schema(c, "tr", n), token=True)
+    return [
+        Row(
+            "truncate_many",
+            f"TRUNCATE {n} tables in one statement, with a token",
+            "s",
+            PLAIN,
+            GUARDED,
+            times[PLAIN],
+            times[GUARDED],
+            "≤ 2×",
+            at_most(2.0),
+        )
+    ]
+
+
+@case("drop_schema")
+def drop_schema(lab: Lab) -> list[Row]:
+    """DROP SCHEMA … CASCADE of 1,000 tables, with a token."""
+    n = _many(lab)
+    times = lab.ab(
+        lambda c: c.execute("DROP SCHEMA ds CASCADE"),
+        setup=lambda c: fresh_schema(c, "ds", n),
+        token=True,
+    )
+    return [
+        Row(
+            "drop_schema",
+            f"DROP SCHEMA … CASCADE of {n} tables, with a token",
+            "s",
+            PLAIN,
+            GUARDED,
+            times[PLAIN],
+            times[GUARDED],
+            "≤ 1.3×",
+            at_most(1.3),
+        )
+    ]
+
+
+@case("session_growth")
+def session_growth(lab: Lab) -> list[Row]:
+    """Later DDL in a guarded session that truncated 1,000 distinct guarded tables."""
+    n = _many(lab)
+    pairs = 10 if lab.quick else 200
+    stmts = []
+    for _ in range(pairs):
+        stmts += ["CREATE INDEX sg_ix ON sg.t (a)", "DROP INDEX sg.sg_ix"]
+    with lab.session(GUARDED, token=True) as s:
+        fresh_schema(s, "tr", n)
+        fresh_schema(s, "sg")
+        s.execute("CREATE TABLE sg.t (a int, b int)")
+    work = run_statements(stmts)
+    truncate = _truncate_all(n)
+    fresh: list[float] = []
+    truncated: list[float] = []
+    for r in range(lab.repeat):
+        for kind in ("fresh", "truncated") if r % 2 == 0 else ("truncated", "fresh"):
+            with lab.session(GUARDED, token=True) as conn:
+                work(conn)  # warm: both sessions have compiled the event-trigger functions
+                if kind == "truncated":
+                    conn.execute(truncate)
+                t = time.perf_counter()
+                work(conn)
+                (fresh if kind == "fresh" else truncated).append(time.perf_counter() - t)
+    row = Row(
+        "session_growth",
+        f"{len(stmts)} DDL statements after TRUNCATE of {n} tables in the same session",
+        "s",
+        "fresh guarded session",
+        "after the TRUNCATE",
+        fresh,
+        truncated,
+        "no growth (≤ 1.05×)",
+        at_most(1.05),
+    )
+    if row.a and row.b:
+        delta = (statistics.median(row.b) - statistics.median(row.a)) / len(stmts) * 1000
+        row.note = f"{delta:+.3f} ms per statement"
+    return [row]
+
+
+def _pgbench(lab: Lab, args: list[str], dbname: str, token: bool = False) -> str:
+    assert lab.bindir is not None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    if lab.libdir is not None:
+        env["LD_LIBRARY_PATH"] = str(lab.libdir)
+    if token:
+        env["PGOPTIONS"] = f"-c pgguard.token={lab.token}"
+    out = subprocess.run(
+        [str(lab.bindir / "pgbench"), *args, "-d", lab.dsn(dbname)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"pgbench {' '.join(args)} failed: {out.stderr.strip()}")
+    return out.stdout
+
+
+@case("pgbench")
+def pgbench(lab: Lab) -> list[Row]:
+    """pgbench select-only and tpcb-like throughput: application traffic."""
+    if lab.bindir is None or not (lab.bindir / "pgbench").exists():
+        return [
+            Row("pgbench", "pgbench", "tps", PLAIN, GUARDED, [], [], "≥ 0.98", None, "no pgbench")
+        ]
+    for side in (PLAIN, GUARDED):
+        _pgbench(lab, ["-i", "-q", "-s", "1" if lab.quick else "10"], lab.dbs[side], token=True)
+    seconds = "1" if lab.quick else "5"
+    rows = []
+    for label, extra in (("select-only", ["-S"]), ("tpcb-like", [])):
+        tps: dict[str, list[float]] = {PLAIN: [], GUARDED: []}
+        for r in range(lab.repeat):
+            for side in (PLAIN, GUARDED) if r % 2 == 0 else (GUARDED, PLAIN):
+                args = ["-n", *extra, "-T", seconds, "-c", "2", "-j", "2"]
+                out = _pgbench(lab, args, lab.dbs[side])
+                m = re.search(r"tps = ([0-9.]+)", out)
+                if m is None:
+                    raise RuntimeError(f"no tps in pgbench output: {out}")
+                tps[side].append(float(m.group(1)))
+        rows.append(
+            Row(
+                f"pgbench_{label.replace('-', '_')}",
+                f"pgbench {label}, 2 clients, {seconds} s runs",
+                "tps",
+                PLAIN,
+                GUARDED,
+                tps[PLAIN],
+                tps[GUARDED],
+                "≥ 0.98",
+                at_least(0.98),
+            )
+        )
+    return rows
+
+
+def _install_run(lab: Lab, tables: int) -> tuple[float, float, str]:
+    """(seconds, peak RSS in MiB, outcome) of ``pgguard install`` on a database of ``tables``."""
+    db = lab.create_db("pgguard_bench_install")
+    try:
+        with lab.connect_db(db) as conn:
+            per = 500
+            for start in range(0, tables, per):
+                schema = f"s{start // 5000}"
+                if start % 5000 == 0:
+                    conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+                conn.execute(
+                    sql.SQL(
+                        "DO $$ BEGIN FOR i IN {}..{} LOOP EXECUTE pg_catalog.format("
+                        "'CREATE TABLE %I.%I (id int PRIMARY KEY, v text)', {}, 't' || i);"
+                        " END LOOP; END $$"
+                    ).format(
+                        sql.Literal(start + 1),
+                        sql.Literal(min(tables, start + per)),
+                        sql.Literal(schema),
+                    )
+                )
+        env = dict(os.environ)
+        env.pop("PGGUARD_DSN", None)
+        t = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pgguard", "install", "--dsn", lab.dsn(db), "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        # wait4 gives this child's own peak RSS (getrusage(RUSAGE_CHILDREN) would mix children)
+        stdout = proc.stdout.read() if proc.stdout else b""
+        stderr = proc.stderr.read() if proc.stderr else b""
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - t
+        if proc.returncode != 0:
+            raise RuntimeError(f"pgguard install exited {proc.returncode}: {stderr.decode()}")
+        del stdout
+        return seconds, usage.ru_maxrss / 1024, "ok"
+    finally:
+        lab.drop_db(db)
+
+
+@case("install")
+def install_sizes(lab: Lab) -> list[Row]:
+    """`pgguard install` (the CLI, in its own process) on databases of 10,000 and 50,000 tables."""
+    sizes = (200, 1000) if lab.quick else (10_000, 50_000)
+    results = {n: _install_run(lab, n) for n in sizes}
+    small, large = sizes
+    rows = []
+    for n in sizes:
+        secs, rss, _ = results[n]
+        rows.append(
+            Row(
+                f"install_{n}",
+                f"pgguard install on {n:,} tables",
+                "s",
+                "",
+                "install",
+                [],
+                [secs],
+                "≤ 30 s" if n == small else "linear",
+                None,
+                f"peak CLI memory {rss:.0f} MiB; {secs / n * 1000:.2f} ms per table",
+                {"seconds": secs, "peak_rss_mib": rss, "tables": n},
+            )
+        )
+    s_small, m_small, _ = results[small]
+    s_large, m_large, _ = results[large]
+    scale = (s_large / large) / (s_small / small)
+    mem = m_large / m_small
+    rows[0].verdict = s_small <= 30.0
+    rows[1].verdict = scale <= 1.25 and mem <= 1.25
+    rows[1].note += f"; time per table ×{scale:.2f} and peak memory ×{mem:.2f} of the {small:,} run"
+    return rows
