@@ -53,31 +53,33 @@ DECLARE
 BEGIN
     -- pgguard's objects by schema, and by owner (an object moved out, a renamed schema), and
     -- what hangs on its tables (triggers, policies, rules); inline: nothing here is replaceable
-    -- except this function, which the main guard watches
+    -- except this function, which the main guard watches. Each owner test is a scalar
+    -- subquery, i.e. one index lookup per command: an EXISTS here would be planned as a hashed
+    -- subplan that reads all of pg_class (or pg_type) on every DDL statement.
     SELECT d.object_identity INTO victim
       FROM pg_catalog.pg_event_trigger_ddl_commands() d
      WHERE d.schema_name IN ('pgguard', 'pgguard_sentinel')
         OR (d.object_type = 'schema' AND d.object_identity IN ('pgguard', 'pgguard_sentinel'))
-        OR (d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND EXISTS (
-                SELECT 1 FROM pg_catalog.pg_proc p WHERE p.oid = d.objid
-                   AND (p.proowner = owner OR p.oid IN (SELECT e.evtfoid
-                        FROM pg_catalog.pg_event_trigger e WHERE e.evtname LIKE 'pgguard\_%'))))
-        OR (d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND EXISTS (
-                SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = d.objid AND c.relowner = owner))
-        OR (d.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass AND EXISTS (
-                SELECT 1 FROM pg_catalog.pg_namespace n WHERE n.oid = d.objid
-                   AND (n.nspowner = owner OR n.nspname = 'pgguard_sentinel')))
-        OR (d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND EXISTS (
-                SELECT 1 FROM pg_catalog.pg_type t WHERE t.oid = d.objid AND t.typowner = owner))
-        OR (d.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass AND EXISTS (
-                SELECT 1 FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c
-                    ON c.oid = t.tgrelid WHERE t.oid = d.objid AND c.relowner = owner))
-        OR (d.classid = 'pg_catalog.pg_policy'::pg_catalog.regclass AND EXISTS (
-                SELECT 1 FROM pg_catalog.pg_policy p JOIN pg_catalog.pg_class c
-                    ON c.oid = p.polrelid WHERE p.oid = d.objid AND c.relowner = owner))
-        OR (d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND EXISTS (
-                SELECT 1 FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class c
-                    ON c.oid = r.ev_class WHERE r.oid = d.objid AND c.relowner = owner))
+        OR (d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND (
+                (SELECT p.proowner FROM pg_catalog.pg_proc p WHERE p.oid = d.objid) = owner
+                OR d.objid IN (SELECT e.evtfoid FROM pg_catalog.pg_event_trigger e
+                                WHERE e.evtname LIKE 'pgguard\_%')))
+        OR (d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+            AND (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = d.objid) = owner)
+        OR (d.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
+            AND (SELECT n.nspowner = owner OR n.nspname = 'pgguard_sentinel'
+                   FROM pg_catalog.pg_namespace n WHERE n.oid = d.objid))
+        OR (d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass
+            AND (SELECT t.typowner FROM pg_catalog.pg_type t WHERE t.oid = d.objid) = owner)
+        OR (d.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass
+            AND (SELECT c.relowner FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c
+                     ON c.oid = t.tgrelid WHERE t.oid = d.objid) = owner)
+        OR (d.classid = 'pg_catalog.pg_policy'::pg_catalog.regclass
+            AND (SELECT c.relowner FROM pg_catalog.pg_policy p JOIN pg_catalog.pg_class c
+                     ON c.oid = p.polrelid WHERE p.oid = d.objid) = owner)
+        OR (d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+            AND (SELECT c.relowner FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class c
+                     ON c.oid = r.ev_class WHERE r.oid = d.objid) = owner)
      LIMIT 1;
     IF victim IS NOT NULL THEN
         RAISE EXCEPTION USING
