@@ -106,16 +106,18 @@ END
 $$;
 
 -- Did the table (attnum 0) or this column get its current name at or after a token issued at
--- `iat` (so the token, matched against that name, does not cover it)?
--- (Parameters are referred to by position: in SQL functions a column of the same name would
--- win over a parameter.)
+-- `iat` (so the token, matched against that name, does not cover it)? plpgsql, like the hot
+-- helpers in 010: called per truncated table.
 CREATE OR REPLACE FUNCTION pgguard.renamed_since(rel oid, col integer, iat timestamptz)
 RETURNS timestamptz
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pgguard, pg_temp
+SET enable_seqscan = off
 AS $$
-    SELECT pg_catalog.max(r.renamed_at) FROM pgguard.renames r
-     WHERE r.relid = $1 AND r.attnum IN (0, $2) AND r.renamed_at >= $3
+BEGIN
+    RETURN (SELECT pg_catalog.max(r.renamed_at) FROM pgguard.renames r
+             WHERE r.relid = rel AND r.attnum IN (0, col) AND r.renamed_at >= iat);
+END
 $$;
 
 -- Was `rel` put under `parent` (any parent, when NULL) after a token issued at `iat`, so that
@@ -124,12 +126,16 @@ $$;
 -- link counts.
 CREATE OR REPLACE FUNCTION pgguard.link_after(rel oid, parent oid, iat timestamptz)
 RETURNS boolean
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pgguard, pg_temp
+SET enable_seqscan = off
 AS $$
-    SELECT $3 IS NULL OR EXISTS (
+BEGIN
+    RETURN iat IS NULL OR EXISTS (
         SELECT 1 FROM pgguard.attachments a
-         WHERE a.relid = $1 AND ($2 IS NULL OR a.parent = $2) AND a.attached_at >= $3)
+         WHERE a.relid = rel AND (link_after.parent IS NULL OR a.parent = link_after.parent)
+           AND a.attached_at >= iat);
+END
 $$;
 
 -- Make sure one table carries a correct, ENABLE ALWAYS guard; attach it when missing.
