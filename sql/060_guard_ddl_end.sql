@@ -118,6 +118,11 @@ SET search_path = pg_catalog, pgguard, pg_temp
 SET enable_seqscan = off
 AS $$
 BEGIN
+    -- no token issue time, nothing to compare (and a query with NULL here would be planned
+    -- afresh on every call: its custom plan is a constant false, cheaper than the generic)
+    IF iat IS NULL THEN
+        RETURN NULL;
+    END IF;
     RETURN (SELECT pg_catalog.max(r.renamed_at) FROM pgguard.renames r
              WHERE r.relid = rel AND r.attnum IN (0, col) AND r.renamed_at >= iat);
 END
@@ -134,7 +139,10 @@ SET search_path = pg_catalog, pgguard, pg_temp
 SET enable_seqscan = off
 AS $$
 BEGIN
-    RETURN iat IS NULL OR EXISTS (
+    IF iat IS NULL THEN
+        RETURN true;
+    END IF;
+    RETURN EXISTS (
         SELECT 1 FROM pgguard.attachments a
          WHERE a.relid = rel AND (link_after.parent IS NULL OR a.parent = link_after.parent)
            AND a.attached_at >= iat);
