@@ -207,3 +207,40 @@ def run(conn: psycopg.Connection[Any], text: str, *, single_transaction: bool = 
         tags=tuple(tags),
         seconds=time.monotonic() - started,
     )
+
+
+def executor_statements(text: str) -> list[str] | None:
+    """For framework hooks: the statements of ``text`` to send through the executor, or
+    ``None`` when ``text`` holds no schema change (it runs as it is).
+
+    Raises :class:`ScriptError` when ``text`` mixes schema changes with other statements, or
+    holds one that cannot run inside a function: the caller should split it, or run it as the
+    owner credential.
+    """
+    try:
+        routes = plan(text)
+    except ScriptError:
+        if not any(route == "executor" for _, route in _plan_loose(text)):
+            return None
+        raise
+    ddl = [s.sql for s, route in routes if route == "executor"]
+    if not ddl:
+        return None
+    if len(ddl) != len([r for _, r in routes if r != "skip"]):
+        raise ScriptError(
+            "this SQL mixes schema changes with other statements; in privilege mode send them"
+            " separately (schema changes go through pgguard.run_ddl)"
+        )
+    return ddl
+
+
+def _plan_loose(text: str) -> list[tuple[Statement, str]]:
+    """Routes without the checks of :func:`plan` (what is in the text at all)."""
+    try:
+        stmts = split(text)
+    except ScriptError:
+        return []
+    return [
+        (s, "direct" if s.kind in DIRECT or s.kind == "TransactionStmt" else "executor")
+        for s in stmts
+    ]

@@ -54,3 +54,46 @@ def apply_env_token(connection: Connection, env_var: str = "PGGUARD_TOKEN") -> b
         text("SELECT pg_catalog.set_config('pgguard.token', :t, false)"), {"t": token}
     )
     return True
+
+
+def route_ddl(connection: Connection) -> bool:
+    """Privilege mode: send this connection's schema changes through ``pgguard.run_ddl``.
+
+    One line in Alembic's ``env.py``, beside :func:`apply_env_token`, and ``op.create_table``,
+    ``op.drop_column``, ``op.execute("ALTER …")`` and the rest run as the protected owner,
+    judged by the executor; data statements run as they are. Returns False (and changes
+    nothing) where pgguard is not installed in privilege mode, so the same ``env.py`` serves
+    every environment. Statements that cannot run inside a function (``CREATE INDEX
+    CONCURRENTLY``) raise :class:`pgguard.runner.ScriptError` saying what to do instead.
+    """
+    from .runner import executor_statements
+
+    found = connection.execute(
+        text("SELECT pg_catalog.to_regprocedure('pgguard.run_ddl(text, name[])') IS NOT NULL")
+    ).scalar()
+    if not found:
+        return False
+
+    def before_cursor_execute(
+        _conn: Any,
+        _cursor: Any,
+        statement: str,
+        parameters: Any,
+        _context: Any,
+        executemany: bool,
+    ) -> tuple[str, Any]:
+        if executemany or parameters:  # DDL carries no parameters
+            return statement, parameters
+        ddl = executor_statements(statement)
+        if ddl is None:
+            return statement, parameters
+        if len(ddl) == 1:
+            return "SELECT pgguard.run_ddl(%(pgguard_ddl)s)", {"pgguard_ddl": ddl[0]}
+        # in order: a function scan over the array runs its rows in array order
+        return (
+            "SELECT pgguard.run_ddl(s) FROM unnest(%(pgguard_ddl)s::text[]) AS s",
+            {"pgguard_ddl": ddl},
+        )
+
+    event.listen(connection, "before_cursor_execute", before_cursor_execute, retval=True)
+    return True
