@@ -218,3 +218,47 @@ def test_alembic_upgrade_downgrade_and_drop_all(
         [*PGGUARD, "allow", "--from-check", str(checked), "--", *alembic, "downgrade", "base"], env
     )
     assert res.returncode == 0, res.stderr
+
+
+def test_django_tenant_schema_follows_search_path(
+    tmp_path: Path, approver: dict[str, str], app_role: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Schema-per-tenant (as django-tenants runs migrations): the session's search_path puts
+    the tables in the tenant's schema; `--search-path` tells check the same."""
+    tenant = app_role.create_schema("acme")
+    params = conninfo_to_dict(app_role.dsn)
+    env = dict(approver)
+    env.update(
+        SHOP_DB_NAME=str(params["dbname"]),
+        SHOP_DB_USER=str(params["user"]),
+        SHOP_DB_PASSWORD=str(params.get("password", "")),
+        SHOP_DB_HOST=str(params["host"]),
+        SHOP_DB_PORT=str(params["port"]),
+        PGOPTIONS=f"-c search_path={tenant},public",
+    )
+    manage = [sys.executable, "manage.py"]
+    res = _run([*manage, "migrate", "shop", "0001"], env, DJANGO)
+    assert res.returncode == 0, res.stderr
+    opts = CheckOptions(protect_empty=_opts().protect_empty, search_path=(tenant, "public"))
+    for k in (
+        "SHOP_DB_NAME",
+        "SHOP_DB_USER",
+        "SHOP_DB_PASSWORD",
+        "SHOP_DB_HOST",
+        "SHOP_DB_PORT",
+        "PGOPTIONS",
+    ):
+        monkeypatch.setenv(k, env[k])
+    report = check([DJANGO], opts, django=DjangoSource(unapplied=True))
+    assert [(r.op, r.object) for r in report.refusals] == [
+        ("drop_column", f"{tenant}.shop_product.sku"),
+        ("drop_table", f"{tenant}.shop_coupon"),
+    ]
+    res = _run([*manage, "migrate"], env, DJANGO)
+    assert res.returncode != 0
+    assert f'pgguard: refusing to drop column "{tenant}.shop_product.sku"' in res.stderr
+    checked = _report_file(tmp_path, report, "tenant.json")
+    res = _run(
+        [*PGGUARD, "allow", "--from-check", str(checked), "--", *manage, "migrate"], env, DJANGO
+    )
+    assert res.returncode == 0, res.stderr
