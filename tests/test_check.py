@@ -159,7 +159,7 @@ def test_inheritance_partitions_and_fk_cascade() -> None:
     assert refused(sql) == [
         (7, "drop_column", "public.parent.color"),
         (7, "drop_column", "public.child.color"),
-        (8, "truncate", "public.parent"),
+        # the parent's own heap holds no row: its own TRUNCATE trigger lets it through
         (8, "truncate", "public.child"),
         (8, "truncate", "public.ref"),
     ]

@@ -203,16 +203,18 @@ class Analyzer:
             return False
         return t.schema not in self.opts.exclude_schemas and t.schema not in OWN_SCHEMAS
 
-    def empty(self, t: Table) -> bool:
-        """Known to hold no row: made by the files, nothing written to it or below it since."""
-        tree = [t] + [self.cat.tables[d] for d in self.cat.descendants(t.id)]
-        return all(x.known and not x.maybe_rows for x in tree)
+    def empty(self, t: Table, tree: bool = False) -> bool:
+        """Known to hold no row, as the server measures it (sql/047_empty_rule.sql): its own
+        heap has no block (a partitioned table has no storage of its own); for a column, the
+        table and everything below it. Offline: made by the files, nothing written since."""
+        tables = [t] + ([self.cat.tables[d] for d in self.cat.descendants(t.id)] if tree else [])
+        return all(x.known and (x.partitioned or not x.maybe_rows) for x in tables)
 
-    def protected(self, t: Table) -> bool:
-        """Would the server refuse to lose this table's data without a token?"""
+    def protected(self, t: Table, column: bool = False) -> bool:
+        """Would the server refuse to lose this table's (or, ``column``, a column's) data?"""
         if not self.guarded(t) or t.created_tx == self.tx:
             return False
-        return self.opts.protect_empty or not self.empty(t)
+        return self.opts.protect_empty or not self.empty(t, tree=column)
 
     def refuse(self, op: str, t: Table, column: str | None = None, note: str | None = None) -> None:
         """Record that the current statement is refused for ``op`` on the table or column."""
@@ -258,19 +260,29 @@ class Analyzer:
         )
         for n in walk(node) if dml else ():
             target = None
-            if isinstance(n, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt | ast.MergeStmt):
+            adds = False
+            if isinstance(n, ast.InsertStmt):
+                target, adds = n.relation, self.may_yield_rows(n.selectStmt)
+            elif isinstance(n, ast.MergeStmt):
+                target, adds = n.relation, True
+            elif isinstance(n, ast.UpdateStmt | ast.DeleteStmt):
                 target = n.relation
             elif isinstance(n, ast.CopyStmt) and n.is_from and n.relation is not None:
-                target = n.relation
+                target, adds = n.relation, True
             elif isinstance(n, ast.FuncCall) and not _pure(n):
                 opaque = True
-            if target is not None:
-                t = self.cat.resolve_rv(target)
-                # triggers (the files' or unknown ones) may write any table
-                if not t.known or t.has_triggers:
-                    opaque = True
-                for tid in [t.id, *self.cat.descendants(t.id)]:
-                    self.cat.tables[tid].maybe_rows = True
+            if target is None:
+                continue
+            t = self.cat.resolve_rv(target)
+            # triggers (the files' or unknown ones) may write any table
+            if not t.known or t.has_triggers:
+                opaque = True
+            # the server's rule reads the heap: an INSERT (or COPY) adds to its target's,
+            # routed anywhere below a partitioned one (an UPDATE too: rows move between
+            # partitions); UPDATE or DELETE of a plain table adds no block to an empty heap
+            below = self.cat.descendants(t.id) if t.partitioned else []
+            for tid in ([t.id] if adds else []) + below:
+                self.cat.tables[tid].maybe_rows = True
         if opaque:
             self.opaque()
 
@@ -374,12 +386,31 @@ class Analyzer:
         if node.if_not_exists and self.cat.lookup(rel.schemaname, rel.relname) is None:
             self.cat.resolve_rv(rel)
             return
-        t = self._new_table(rel, rows=not node.into.skipData, any_columns=True)
+        rows = not node.into.skipData and self.may_yield_rows(node.query)
+        t = self._new_table(rel, rows=rows, any_columns=True)
         t.on_commit_drop = node.into.onCommit == OnCommitAction.ONCOMMIT_DROP
 
     def _SelectStmt(self, node: Any) -> None:
         if node.intoClause is not None:
-            self._new_table(node.intoClause.rel, rows=True, any_columns=True)
+            self._new_table(node.intoClause.rel, rows=self.may_yield_rows(node), any_columns=True)
+
+    def may_yield_rows(self, query: Any) -> bool:
+        """Could this query return a row? No, only when it reads nothing but tables known to
+        be empty (a ``CREATE TABLE AS`` or ``INSERT … SELECT`` from them adds no row)."""
+        if not isinstance(query, ast.SelectStmt) or query.withClause is not None:
+            return True
+        if query.larg is not None or query.rarg is not None:
+            return self.may_yield_rows(query.larg) or self.may_yield_rows(query.rarg)
+        if query.valuesLists or not query.fromClause:
+            return True
+        for n in walk(query.fromClause):
+            if isinstance(n, ast.RangeFunction | ast.RangeTableFunc):
+                return True
+            if isinstance(n, ast.RangeVar):
+                tid = self.cat.lookup(n.schemaname, str(n.relname))
+                if tid is None or not self.empty(self.cat.tables[tid], tree=True):
+                    return True
+        return False
 
     def _CreateSchemaStmt(self, node: Any) -> None:
         if node.schemaname:
@@ -468,9 +499,9 @@ class Analyzer:
         for t in gone:
             if t.schema in OWN_SCHEMAS and not t.temp:
                 self.refuse_pattern("uninstall", "pgguard", "pgguard's own objects")
-            elif self.protected(t) and (t in direct or t.known):
-                # a partition that existed before the files is covered by its parent's token;
-                # one attached by the files (after the token was issued) must be named
+            elif self.protected(t):
+                # each table going is judged on its own (a partitioned parent holds no row
+                # itself); naming each also covers partitions attached after the token
                 self.refuse("drop_table", t)
         if cascade:
             keys = {self.cat.key_of(t) for t in gone}
@@ -492,7 +523,7 @@ class Analyzer:
         for t in list(self.cat.tables.values()):
             for c in list(t.columns.values()):
                 if c.type in types:
-                    if self.protected(t):
+                    if self.protected(t, column=True):
                         self.refuse("drop_column", t, c.name)
                     del t.columns[c.name]
         for k in types:
@@ -661,7 +692,7 @@ class Analyzer:
             return  # no such column: the server errors (or, IF EXISTS, skips)
         if top and name in t.columns and t.columns[name].inherited > 0:
             return  # "cannot drop inherited column": the statement fails, nothing changes
-        if self.protected(t):
+        if self.protected(t, column=True):
             self.refuse("drop_column", t, name)
         t.columns.pop(name, None)
         for d in self.cat.children(t.id):
@@ -697,16 +728,23 @@ class Analyzer:
                         reached.append(other)
                         reached += [self.cat.tables[d] for d in self.cat.descendants(other.id)]
                         grew = True
+        ids = {x.id for x in reached}
+        if node.behavior != DropBehavior.DROP_CASCADE and any(
+            other.id not in ids and other.references & ids for other in self.cat.tables.values()
+        ):
+            return  # "cannot truncate a table referenced in a foreign key": nothing happens
         seen: set[int] = set()
         for t in reached:
             if t.id in seen:
                 continue
             seen.add(t.id)
-            # a child that existed before the files is covered by the parent's token
-            if self.protected(t) and (t in named or t.known or not t.parents):
+            # each truncated table's own trigger judges it (its own heap, for the empty rule)
+            if self.protected(t):
                 self.refuse("truncate", t)
         for tid in seen:
             self.cat.tables[tid].maybe_rows = False
+        if any(self.cat.tables[tid].has_triggers for tid in seen):
+            self.opaque()  # ON TRUNCATE triggers run code
 
     # --- renames ---------------------------------------------------------------------------------
 
