@@ -47,6 +47,17 @@ class TableState:
 
 
 @dataclass(frozen=True)
+class RowLimitState:
+    """A table's row-loss limit for one op (`pgguard protect-rows`), as its trigger has it."""
+
+    table: str
+    op: str  # "delete_rows" | "update_rows"
+    max_rows: int
+    max_fraction: float
+    enabled: str  # "always" | "origin" | "replica" | "disabled"
+
+
+@dataclass(frozen=True)
 class Status:
     """Health of pgguard in one database."""
 
@@ -69,6 +80,7 @@ class Status:
     notes: tuple[str, ...] = field(default=())
     #: "event-triggers" or "privileges" (see pgguard.privmode)
     mode: str = "event-triggers"
+    row_limits: tuple[RowLimitState, ...] = field(default=())
 
     @property
     def healthy(self) -> bool:
@@ -154,6 +166,7 @@ def status(conn: psycopg.Connection[Any]) -> Status:
         kind: n for kind, n, _ in conn.execute("SELECT * FROM pgguard.recent_activity('24 hours')")
     }
     total = conn.execute("SELECT pgguard.refusals_total()").fetchone()
+    row_limits = _row_limits(conn)
     integrity = conn.execute(
         "SELECT pgguard.foreign_owned_objects(), pgguard.privileges_widened()"
     ).fetchone()
@@ -178,6 +191,11 @@ def status(conn: psycopg.Connection[Any]) -> Status:
     if integrity and integrity[1]:
         problems.append(f"a write privilege was granted on pgguard's objects: {integrity[1]}")
     problems.extend(mode_problems)
+    for lim in row_limits:
+        if lim.enabled != "always":
+            problems.append(
+                f"the row-loss limit ({lim.op}) on {lim.table} is {lim.enabled}, not enabled always"
+            )
     notes: list[str] = []
     if installed_version != __version__:
         notes.append(
@@ -205,6 +223,21 @@ def status(conn: psycopg.Connection[Any]) -> Status:
         problems=tuple(problems),
         notes=tuple(notes),
         mode=mode,
+        row_limits=row_limits,
+    )
+
+
+def _row_limits(conn: psycopg.Connection[Any]) -> tuple[RowLimitState, ...]:
+    """Tables with row-loss limits (none before the deploy loop was installed)."""
+    row = conn.execute("SELECT to_regprocedure('pgguard.row_limits()')").fetchone()
+    if row is None or row[0] is None:
+        return ()
+    return tuple(
+        RowLimitState(r[0], r[1], int(r[2]), float(r[3]), r[4])
+        for r in conn.execute(
+            "SELECT pgguard.ident_path(schema_name, table_name), op, max_rows, max_fraction,"
+            " enabled FROM pgguard.row_limits() ORDER BY 1, 2"
+        )
     )
 
 

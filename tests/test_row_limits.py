@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from tokenhelp import DETAIL_NONE, Conn, approver_key, count, hint_for, refused, register
 
 from pgguard.errors import NotInstalled, UsageError
+from pgguard.health import status
 from pgguard.rowlimits import list_row_limits, protect_rows
 from pgguard.token import issue_token
 
@@ -198,3 +199,20 @@ def test_all_tables_skips_partitions(guarded_admin: Conn) -> None:
     assert set(report.protected) == {"p", "plain"}
     r = refused(guarded_admin, "DELETE FROM p")  # the parent's trigger sees its partitions
     assert r.message == 'pgguard: refusing to delete 10 rows of "public.p"'
+
+
+def test_status_lists_limits_and_reports_a_disabled_one(guarded_admin: Conn, tenants: Conn) -> None:
+    st = status(guarded_admin)
+    assert st.healthy
+    assert {(r.table, r.op, r.max_rows, r.enabled) for r in st.row_limits} >= {
+        ("public.tenants", "delete_rows", 1000, "always"),
+        ("public.tenants", "update_rows", 1000, "always"),
+    }
+    assert st.to_json()["row_limits"][0]["table"] == "public.members"
+    guarded_admin.execute("ALTER TABLE tenants DISABLE TRIGGER pgguard_row_limit_delete")
+    st = status(guarded_admin)
+    assert not st.healthy
+    assert (
+        "the row-loss limit (delete_rows) on public.tenants is disabled, not enabled always"
+        in st.problems
+    )

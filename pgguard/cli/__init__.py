@@ -291,6 +291,12 @@ def status(dsn: str | None, as_json: bool) -> None:
         if st.excluded_schemas:
             err.print(f"  excluded schemas: {', '.join(st.excluded_schemas)}")
         err.print(f"  approver keys: {st.keys_live} live, {st.keys_revoked} revoked")
+        for lim in st.row_limits:
+            err.print(
+                f"  row-loss limit: {lim.table} {lim.op} {lim.max_rows} rows or"
+                f" {lim.max_fraction:g} of the table ({lim.enabled})",
+                markup=False,
+            )
         err.print(
             f"  overrides in the last 24h: {st.overrides_24h}; refusals since install: "
             f"{st.refusals_total} (details: pgguard audit)"
