@@ -16,23 +16,34 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pgguard, pg_temp
 AS $$
 DECLARE
-    n bigint;
-    var text;
-    total bigint;
     max_rows bigint := TG_ARGV[0]::bigint;
     frac numeric := TG_ARGV[1]::numeric;
-    want bigint;
+    var text := 'pgguard.rows_' || pg_catalog.lower(TG_OP) || '_' || TG_RELID::text;
+    prev bigint := COALESCE(NULLIF(pg_catalog.current_setting(var, true), '')::bigint, 0);
+    want bigint := GREATEST(max_rows - prev, 0) + 1;
+    n bigint;
+    total bigint;
     seen bigint;
     size_before bigint;
 BEGIN
-    SELECT pg_catalog.count(*) INTO n FROM pgguard_changed;
+    -- read only as far as decides it: an approved 100,000-row DELETE reads max_rows + 1 rows
+    -- of its transition table, not 100,000
+    SELECT pg_catalog.count(*) INTO n FROM (SELECT FROM pgguard_changed LIMIT want) s;
     IF n = 0 THEN
         RETURN NULL;
     END IF;
-    var := 'pgguard.rows_' || pg_catalog.lower(TG_OP) || '_' || TG_RELID::text;
-    total := n + COALESCE(NULLIF(pg_catalog.current_setting(var, true), '')::bigint, 0);
+    total := prev + n;
     PERFORM pg_catalog.set_config(var, total::text, true);
-    IF total > max_rows THEN
+    IF n = want THEN
+        -- over max_rows. Counted in full only for the refusal's DETAIL (a token that covers
+        -- it needs no number); the setting keeps the lower bound either way.
+        IF NOT pgguard.token_covers(CASE TG_OP WHEN 'DELETE' THEN 'delete_rows'
+                                              ELSE 'update_rows' END,
+                                    pgguard.ident_path(TG_TABLE_SCHEMA, TG_TABLE_NAME)) THEN
+            SELECT pg_catalog.count(*) INTO n FROM pgguard_changed;
+            total := prev + n;
+            PERFORM pg_catalog.set_config(var, total::text, true);
+        END IF;
         RETURN pgguard.row_limit_check(TG_RELID, TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_OP, total,
                                        max_rows, frac, NULL);
     END IF;
@@ -53,6 +64,23 @@ BEGIN
                                        max_rows, frac, size_before);
     END IF;
     RETURN NULL;
+END
+$$;
+
+-- Whether the session's token (verified, unexpired, this database) covers op on obj. Spends
+-- nothing and records nothing: pgguard.check_override does that when the rows go through.
+CREATE OR REPLACE FUNCTION pgguard.token_covers(op text, obj text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+DECLARE
+    c jsonb;
+BEGIN
+    IF COALESCE(pg_catalog.current_setting('pgguard.token', true), '') = '' THEN
+        RETURN false;
+    END IF;
+    c := (pgguard.presented_token()).claims;
+    RETURN c IS NOT NULL AND pgguard.claims_cover(c, op, obj);
 END
 $$;
 

@@ -9,5 +9,6 @@ GRANT EXECUTE ON FUNCTION
     pgguard.deploy_approvals(bigint),
     pgguard.row_limit_guard(),
     pgguard.row_limit_check(oid, text, text, text, bigint, bigint, numeric, bigint),
-    pgguard.row_limits()
+    pgguard.row_limits(),
+    pgguard.token_covers(text, text)
 TO PUBLIC;
