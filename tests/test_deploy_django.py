@@ -30,10 +30,13 @@ from pgguard.rowlimits import protect_rows
 PY = sys.executable
 
 SETTINGS = """
+import os
 SECRET_KEY = "test-only"
 INSTALLED_APPS = ["tenants"]
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+ALLOWED_HOSTS = ["*"]
+ROOT_URLCONF = "site_urls"
 # no OPTIONS: a token in PGOPTIONS (pgguard allow -- ...) reaches libpq untouched
 DATABASES = {"default": {
     "ENGINE": "django.db.backends.postgresql",
@@ -111,6 +114,21 @@ class Migration(migrations.Migration):
 """
 
 
+URLS = """
+from django.urls import path
+from pgguard.django.health import health
+urlpatterns = [path("health/", health)]
+"""
+
+PROBE = """
+import json, django
+django.setup()
+from django.test import Client
+r = Client().get("/health/")
+print(json.dumps({"status": r.status_code, "body": json.loads(r.content)}))
+"""
+
+
 @pytest.fixture(scope="module")
 def approver() -> rsa.RSAPrivateKey:
     return approver_key("django-deploy")
@@ -139,6 +157,8 @@ class Project:
         (root / "tenants" / "migrations" / "__init__.py").write_text("")
         (root / "tenants" / "models.py").write_text(MODELS)
         (root / "site_settings.py").write_text(SETTINGS)
+        (root / "site_urls.py").write_text(URLS)
+        (root / "probe.py").write_text(PROBE)
         (root / "manage.py").write_text(
             "import sys\nfrom django.core.management import execute_from_command_line\n"
             "execute_from_command_line(sys.argv)\n"
@@ -234,3 +254,32 @@ def test_additive_deploy_reports_nothing_lost(project: Project) -> None:
     assert "Applying tenants.0002_add_plan... OK" in proc.stdout
     assert "nothing lost" in proc.stderr
     assert "restore point" in proc.stderr  # printed before the command ran
+
+
+def test_health_view(project: Project, guarded_admin: Conn) -> None:
+    def probe() -> tuple[int, dict[str, Any]]:
+        proc = project.run(PY, "probe.py")
+        assert proc.returncode == 0, proc.stderr
+        data = json.loads(proc.stdout)
+        return data["status"], data["body"]
+
+    code, body = probe()
+    assert code == 200, body
+    assert body["healthy"] and body["unapplied_migrations"] == [] and body["error"] is None
+    assert body["guard"]["healthy"] and body["guard"]["problems"] == []
+
+    project.add_migration("0002_add_plan", ADD_FIELD)
+    code, body = probe()
+    assert code == 503
+    assert body["unapplied_migrations"] == ["tenants.0002_add_plan"]
+    assert body["guard"]["healthy"]
+
+    assert project.migrate().returncode == 0
+    guarded_admin.execute("ALTER EVENT TRIGGER pgguard_sql_drop DISABLE")
+    code, body = probe()
+    assert code == 503 and body["unapplied_migrations"] == []
+    assert body["guard"]["problems"] == [
+        "event trigger pgguard_sql_drop is disabled, not enabled always"
+    ]
+    guarded_admin.execute("ALTER EVENT TRIGGER pgguard_sql_drop ENABLE ALWAYS")
+    assert probe()[0] == 200
