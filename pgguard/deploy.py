@@ -12,6 +12,7 @@ import re
 import shlex
 import signal
 import subprocess
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import IO, Any
 
@@ -32,6 +33,9 @@ class DeployRefused(PgguardError):
         super().__init__(message, hint=hint)
         self.problems = tuple(problems)
 
+
+#: Pause before re-reading estimated row counts after the command (see :func:`deploy`).
+ESTIMATE_SETTLE_SECONDS = 1.0
 
 _URL_PASSWORD = re.compile(r"(\w+://[^:/@\s]*:)[^@\s]*@")
 _KV_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|[^\s']+)", re.IGNORECASE)
@@ -96,4 +100,8 @@ def deploy(
     if on_snapshot is not None:
         on_snapshot(snap)
     code = run_command(command, stdout=stdout)
+    if any(not t.exact and t.rows is not None for t in snap.tables):
+        # the command's sessions report their counts to the statistics as they end (PG 14:
+        # up to 500 ms late): give them a moment before estimates are read again
+        time.sleep(ESTIMATE_SETTLE_SECONDS)
     return verify(conn, snap, limit=limit, command=text, command_exit=code)
