@@ -73,6 +73,8 @@ INSERT INTO public.orders (tenant, total) VALUES (1, 10), (2, 20);
 CREATE VIEW public.big_orders AS SELECT * FROM public.orders WHERE total > 15;
 CREATE FUNCTION public.tenant_name(int) RETURNS text LANGUAGE sql STABLE
     AS 'SELECT name FROM public.tenants WHERE id = $1';
+CREATE FUNCTION public.norm(text) RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT lower($1)';
+CREATE INDEX tenants_norm ON public.tenants (public.norm(name));
 CREATE SCHEMA billing;
 CREATE TABLE billing.invoices (id int PRIMARY KEY, amount numeric);
 INSERT INTO billing.invoices VALUES (1, 9.5);

@@ -290,7 +290,22 @@ ATTACKS: list[tuple[str, list[str], str, str, str]] = [
         ],
         "CREATE TYPE public.fr AS RANGE (subtype = float8, subtype_diff = public.sdf)",
         "PGG01",
-        "range type",
+        "public.sdf",
+    ),
+    (
+        "replace_indexed_function",
+        [],
+        "CREATE OR REPLACE FUNCTION public.norm(text) RETURNS text LANGUAGE sql IMMUTABLE AS"
+        " 'SELECT upper($1)'",
+        "PGG01",
+        "changed",
+    ),
+    (
+        "alter_indexed_function",
+        [],
+        "ALTER FUNCTION public.norm(text) SET search_path = public",
+        "PGG01",
+        "changed",
     ),
     (
         "default_rewrite_writes_pgguard",

@@ -133,6 +133,21 @@ BEGIN
                           AND e.objid = p.oid AND e.deptype = 'e')
      LIMIT 1;
     IF found IS NOT NULL THEN RETURN found; END IF;
+    -- ... nor may this statement change a function such code already calls (CREATE OR
+    -- REPLACE, ALTER FUNCTION ... SET / RENAME of one an index or range type depends on)
+    SELECT pg_catalog.format('function %s, which %s uses, changed',
+               p.oid::pg_catalog.regprocedure,
+               pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid))
+      INTO found
+      FROM pg_catalog.pg_proc p
+      JOIN pg_catalog.pg_depend d
+        ON d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.refobjid = p.oid
+     WHERE p.proowner = own AND pg_catalog.age(p.xmin) <= 0
+       AND d.classid IN ('pg_catalog.pg_class'::pg_catalog.regclass,
+                         'pg_catalog.pg_statistic_ext'::pg_catalog.regclass,
+                         'pg_catalog.pg_type'::pg_catalog.regclass)
+     LIMIT 1;
+    IF found IS NOT NULL THEN RETURN found; END IF;
     -- a range type's subtype_diff runs when a column of it is analyzed
     SELECT pg_catalog.format('range type %s uses function %s, which is not built in',
                              r.rngtypid::pg_catalog.regtype, r.rngsubdiff::pg_catalog.regproc)
