@@ -467,3 +467,16 @@ def test_token_scope_once_and_audit(shared: Platform) -> None:
     assert "already used" in (e.diag.message_detail or "")
     set_token(app, token(shared, ops=["drop_table"], obj=["public.audit_me2"]))
     run_ddl(app, "DROP TABLE public.audit_me2")
+
+
+def test_token_does_not_follow_a_rename(shared: Platform, app: psycopg.Connection[Any]) -> None:
+    set_token(app, token(shared, ops=["drop_table", "drop_column"], obj=["public.old_*"]))
+    run_ddl(app, "ALTER TABLE public.orders RENAME TO old_orders")
+    e = ddl_error(app, "DROP TABLE public.old_orders CASCADE")
+    assert e.sqlstate == "PGG01"
+    assert "got its current name at" in (e.diag.message_detail or "")
+    app.rollback()
+    set_token(app, token(shared, ops=["drop_column"], obj=["public.tenants.old_*"]))
+    run_ddl(app, "ALTER TABLE public.tenants RENAME COLUMN legacy TO old_legacy")
+    e = ddl_error(app, "ALTER TABLE public.tenants DROP COLUMN old_legacy")
+    assert "got its current name at" in (e.diag.message_detail or "")

@@ -91,15 +91,15 @@ DECLARE
     g oid[] := pgguard.guarded_schemas();
     own oid := pg_catalog.to_regrole('pgguard_owner');
     ns oid := pg_catalog.to_regnamespace('pgguard');
-    found text;
+    hit text;  -- not `found`: that name is plpgsql's FOUND
 BEGIN
     -- a SECURITY DEFINER function of the owner would run as the owner for anyone
     SELECT pg_catalog.format('SECURITY DEFINER function %s', p.oid::pg_catalog.regprocedure)
-      INTO found FROM pg_catalog.pg_proc p
+      INTO hit FROM pg_catalog.pg_proc p
      WHERE p.proowner = own AND p.prosecdef
        AND p.pronamespace <> 'pgguard'::pg_catalog.regnamespace
      LIMIT 1;
-    IF found IS NOT NULL THEN RETURN found; END IF;
+    IF hit IS NOT NULL THEN RETURN hit; END IF;
     -- index expressions/predicates and statistics expressions run as the table owner when
     -- autovacuum analyzes the table: only built-in, extension or pgguard functions there
     WITH recent AS (
@@ -125,20 +125,20 @@ BEGIN
                     THEN 'index ' || k.objid::pg_catalog.regclass::text
                     ELSE 'statistics object ' || k.objid END,
                p.oid::pg_catalog.regprocedure)
-      INTO found
+      INTO hit
       FROM calls k JOIN pg_catalog.pg_proc p ON p.oid = k.fn
      WHERE p.proowner <> 10 AND p.pronamespace <> 'pgguard'::pg_catalog.regnamespace
        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
                         WHERE e.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
                           AND e.objid = p.oid AND e.deptype = 'e')
      LIMIT 1;
-    IF found IS NOT NULL THEN RETURN found; END IF;
+    IF hit IS NOT NULL THEN RETURN hit; END IF;
     -- ... nor may this statement change a function such code already calls (CREATE OR
     -- REPLACE, ALTER FUNCTION ... SET / RENAME of one an index or range type depends on)
     SELECT pg_catalog.format('function %s, which %s uses, changed',
                p.oid::pg_catalog.regprocedure,
                pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid))
-      INTO found
+      INTO hit
       FROM pg_catalog.pg_proc p
       JOIN pg_catalog.pg_depend d
         ON d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.refobjid = p.oid
@@ -147,23 +147,23 @@ BEGIN
                          'pg_catalog.pg_statistic_ext'::pg_catalog.regclass,
                          'pg_catalog.pg_type'::pg_catalog.regclass)
      LIMIT 1;
-    IF found IS NOT NULL THEN RETURN found; END IF;
+    IF hit IS NOT NULL THEN RETURN hit; END IF;
     -- a range type's subtype_diff runs when a column of it is analyzed
     SELECT pg_catalog.format('range type %s uses function %s, which is not built in',
                              r.rngtypid::pg_catalog.regtype, r.rngsubdiff::pg_catalog.regproc)
-      INTO found
+      INTO hit
       FROM (SELECT r.* FROM pg_catalog.pg_range r JOIN pg_catalog.pg_type t
                 ON t.oid = r.rngtypid WHERE pg_catalog.age(t.xmin) <= 0 OFFSET 0) r
      WHERE NOT pgguard.trusted_function(r.rngsubdiff)
         OR NOT pgguard.trusted_function(r.rngcanonical)
      LIMIT 1;
-    IF found IS NOT NULL THEN RETURN found; END IF;
+    IF hit IS NOT NULL THEN RETURN hit; END IF;
     -- anything this statement built on pgguard's tables or code (an updatable view over
     -- pgguard.keys would write it with the owner's rights)
     SELECT pg_catalog.format('%s depends on pgguard''s %s',
                pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid),
                pg_catalog.pg_describe_object(d.refclassid, d.refobjid, 0))
-      INTO found
+      INTO hit
       FROM pg_catalog.pg_depend d
      WHERE ((d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
              AND d.refobjid = ANY (ARRAY(SELECT c.oid FROM pg_catalog.pg_class c
@@ -177,27 +177,27 @@ BEGIN
                                                AND p.proname <> 'truncate_guard'))))
        AND pg_catalog.age(d.xmin) <= 0
      LIMIT 1;
-    IF found IS NOT NULL THEN RETURN found; END IF;
+    IF hit IS NOT NULL THEN RETURN hit; END IF;
     -- privileges that carry structure or re-granting with them (data privileges are the
     -- default privileges' business)
     SELECT pg_catalog.format('%s on %s to %s%s', a.privilege_type, c.oid::pg_catalog.regclass,
                CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE a.grantee::pg_catalog.regrole::text END,
                CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
-      INTO found
+      INTO hit
       FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
      WHERE c.relnamespace = ANY (g) AND pg_catalog.age(c.xmin) <= 0 AND a.grantee <> c.relowner
        AND (a.is_grantable OR a.privilege_type NOT IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE',
                                                        'TRUNCATE', 'USAGE'))
      LIMIT 1;
-    IF found IS NOT NULL THEN RETURN found; END IF;
+    IF hit IS NOT NULL THEN RETURN hit; END IF;
     SELECT pg_catalog.format('%s on schema %s to %s', a.privilege_type, n.nspname,
                CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE a.grantee::pg_catalog.regrole::text END)
-      INTO found
+      INTO hit
       FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) a
      WHERE n.oid = ANY (g) AND pg_catalog.age(n.xmin) <= 0 AND a.grantee <> n.nspowner
        AND (a.is_grantable OR a.privilege_type <> 'USAGE')
      LIMIT 1;
-    RETURN found;
+    RETURN hit;
 END
 $$;
 
@@ -226,9 +226,9 @@ DECLARE
     b_rel oid[];          -- guarded tables before: oid, path, guard ok
     b_path text[];
     b_guard boolean[];
-    b_crel oid[];         -- their columns: table oid, attnum, path
+    b_crel oid[];         -- their columns: table oid, attnum, name
     b_cnum int[];
-    b_cpath text[];
+    b_cname name[];
     b_child oid[];        -- inheritance links before: child, parent
     b_parent oid[];
     gone_t text[];
@@ -240,7 +240,7 @@ DECLARE
     claims jsonb;
     issued timestamptz;
     renamed record;
-    found text;
+    bad text;  -- not `found`: that name would hide plpgsql's FOUND
     r record;
     v_xid bigint;
     new_rels oid[];
@@ -276,12 +276,9 @@ BEGIN
      WHERE c.relnamespace = ANY (g) AND c.relkind IN ('r', 'p') AND c.relpersistence <> 't';
     b_rel := COALESCE(b_rel, '{}');
     SELECT pg_catalog.array_agg(a.attrelid), pg_catalog.array_agg(a.attnum::int),
-           pg_catalog.array_agg(pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
-                                || '.' || pg_catalog.quote_ident(a.attname))
-      INTO b_crel, b_cnum, b_cpath
+           pg_catalog.array_agg(a.attname)
+      INTO b_crel, b_cnum, b_cname
       FROM pg_catalog.pg_attribute a
-      JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
-      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
      WHERE a.attrelid = ANY (b_rel) AND a.attnum > 0 AND NOT a.attisdropped;
     SELECT pg_catalog.array_agg(i.inhrelid), pg_catalog.array_agg(i.inhparent)
       INTO b_child, b_parent
@@ -320,22 +317,22 @@ BEGIN
                       || 'privileges of pgguard_owner',
             CONSTRAINT = 'op=uninstall';
     END IF;
-    found := pgguard.escalation_found();
-    IF found IS NOT NULL THEN
+    bad := pgguard.escalation_found();
+    IF bad IS NOT NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'PGG01',
-            MESSAGE = pg_catalog.format('pgguard: refusing a statement that leaves %s', found),
+            MESSAGE = pg_catalog.format('pgguard: refusing a statement that leaves %s', bad),
             DETAIL = 'code or rights left this way would let the app role act as the protected '
                      || 'owner',
             HINT = 'use built-in functions in indexes; run reviewed exceptions as the owner '
                    || 'credential (break-glass)',
             CONSTRAINT = 'op=uninstall';
     END IF;
-    SELECT d.kind || ' ' || d.object || ' (owner ' || d.owner || ')' INTO found
+    SELECT d.kind || ' ' || d.object || ' (owner ' || d.owner || ')' INTO bad
       FROM pgguard.ownership_drift() d LIMIT 1;
-    IF found IS NOT NULL THEN
+    IF bad IS NOT NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'PGG01',
             MESSAGE = pg_catalog.format(
-                'pgguard: refusing a statement that leaves %s not owned by pgguard_owner', found),
+                'pgguard: refusing a statement that leaves %s not owned by pgguard_owner', bad),
             CONSTRAINT = 'op=uninstall';
     END IF;
 
@@ -349,13 +346,17 @@ BEGIN
                           AND c.relkind IN ('r', 'p') AND c.relpersistence <> 't')
        AND NOT EXISTS (SELECT 1 FROM pgguard.created_tables ct
                         WHERE ct.xid = v_xid AND ct.relid = b.oid);
-    SELECT pg_catalog.array_agg(b.path), pg_catalog.array_agg(b.rel), pg_catalog.array_agg(b.num)
+    -- a column dropped now has its pg_attribute row rewritten by this transaction (age <= 0)
+    SELECT pg_catalog.array_agg(t.path || '.' || pg_catalog.quote_ident(b.name)),
+           pg_catalog.array_agg(b.rel), pg_catalog.array_agg(b.num)
       INTO gone_c, gone_c_oid, gone_c_num
-      FROM unnest(b_crel, b_cnum, b_cpath) AS b(rel, num, path)
-     WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = b.rel
+      FROM pg_catalog.pg_attribute a
+      JOIN unnest(b_crel, b_cnum, b_cname) AS b(rel, num, name)
+        ON b.rel = a.attrelid AND b.num = a.attnum
+      JOIN unnest(b_rel, b_path) AS t(oid, path) ON t.oid = b.rel
+     WHERE a.attrelid = ANY (b_rel) AND a.attisdropped AND pg_catalog.age(a.xmin) <= 0
+       AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = b.rel
                       AND c.relnamespace = ANY (g))
-       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
-                        WHERE a.attrelid = b.rel AND a.attnum = b.num AND NOT a.attisdropped)
        AND NOT EXISTS (SELECT 1 FROM pgguard.created_tables ct
                         WHERE ct.xid = v_xid AND ct.relid = b.rel);
 
@@ -438,16 +439,15 @@ BEGIN
       FROM unnest(b_rel, b_path) AS b(oid, path)
       JOIN pg_catalog.pg_class c ON c.oid = b.oid
       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-     WHERE pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) <> b.path
+     WHERE (pg_catalog.age(c.xmin) <= 0 OR pg_catalog.age(n.xmin) <= 0)
+       AND pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) <> b.path
     UNION ALL
     SELECT b.rel, b.num, pg_catalog.clock_timestamp()
-      FROM unnest(b_crel, b_cnum, b_cpath) AS b(rel, num, path)
-      JOIN pg_catalog.pg_attribute a ON a.attrelid = b.rel AND a.attnum = b.num
-      JOIN pg_catalog.pg_class c ON c.oid = b.rel
-      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-     WHERE NOT a.attisdropped
-       AND pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) || '.'
-           || pg_catalog.quote_ident(a.attname) <> b.path
+      FROM pg_catalog.pg_attribute a
+      JOIN unnest(b_crel, b_cnum, b_cname) AS b(rel, num, name)
+        ON b.rel = a.attrelid AND b.num = a.attnum
+     WHERE a.attrelid = ANY (b_rel) AND pg_catalog.age(a.xmin) <= 0 AND NOT a.attisdropped
+       AND a.attname <> b.name
     ON CONFLICT (relid, attnum) DO UPDATE SET renamed_at = EXCLUDED.renamed_at;
     RETURN tag;
 END
