@@ -177,6 +177,11 @@ def test_types_dropped_with_cascade_take_their_columns() -> None:
 
 
 def test_guard_trigger_tampering_and_unlogged() -> None:
+    # SET UNLOGGED has no empty-table exemption; a table made in the same transaction has
+    assert refused("CREATE TABLE e (a int);\nALTER TABLE e SET UNLOGGED;") == [
+        (2, "unlogged", "public.e")
+    ]
+    assert refused("BEGIN;\nCREATE TABLE e (a int);\nALTER TABLE e SET UNLOGGED;\nCOMMIT;") == []
     sql = """
     ALTER TABLE t DISABLE TRIGGER ALL;
     DROP TRIGGER pgguard_truncate_guard ON t;

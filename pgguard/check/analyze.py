@@ -637,7 +637,8 @@ class Analyzer:
                 if isinstance(cmd.def_, ast.ColumnDef):
                     t.columns[cmd.name].type = self._type_key(cmd.def_.typeName)
             elif st == AlterTableType.AT_SetUnLogged:
-                if self.protected(t):
+                # no empty-table exemption here: the table would stay unlogged
+                if self.guarded(t) and t.created_tx != self.tx and not t.partitioned:
                     self.refuse("unlogged", t)
             elif st == AlterTableType.AT_AddConstraint:
                 self._constraint(t, cmd.def_)
