@@ -326,3 +326,21 @@ def test_allow_from_check_signs_exactly_the_reported_scope(tmp_path: Path) -> No
     with pytest.raises(UsageError):
         scope_from_check(tmp_path / "nope.json")
     assert os.environ.get("PGGUARD_TOKEN") is None
+
+
+def test_readme_documents_the_json_shape() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme[readme.index("### `check --json`") :]
+    for key in (
+        "files",
+        "statements",
+        "refusals",
+        "unparsed",
+        "allow",
+        "line",
+        "op",
+        "object",
+        "statement",
+        "error",
+    ):
+        assert f'"{key}"' in section, key
