@@ -197,11 +197,16 @@ class Analyzer:
 
     # --- the guard's judgement -----------------------------------------------------------------
 
-    def guarded(self, t: Table) -> bool:
-        """Does the table carry a TRUNCATE guard (every table but temporary/excluded/system)?"""
-        if t.temp or t.schema in SYSTEM_SCHEMAS or t.schema.startswith("pg_toast"):
+    def watched(self, t: Table) -> bool:
+        """Is losing this table's data refused at all (sql_drop looks at every schema but
+        excluded ones and pgguard's own; temporary tables never)?"""
+        if t.temp:
             return False
         return t.schema not in self.opts.exclude_schemas and t.schema not in OWN_SCHEMAS
+
+    def guarded(self, t: Table) -> bool:
+        """Does the table carry its TRUNCATE guard (what TRUNCATE and SET UNLOGGED need)?"""
+        return t.has_guard and self.watched(t)
 
     def empty(self, t: Table, tree: bool = False) -> bool:
         """Known to hold no row, as the server measures it (sql/047_empty_rule.sql): its own
@@ -210,9 +215,10 @@ class Analyzer:
         tables = [t] + ([self.cat.tables[d] for d in self.cat.descendants(t.id)] if tree else [])
         return all(x.known and (x.partitioned or not x.maybe_rows) for x in tables)
 
-    def protected(self, t: Table, column: bool = False) -> bool:
+    def protected(self, t: Table, column: bool = False, truncate: bool = False) -> bool:
         """Would the server refuse to lose this table's (or, ``column``, a column's) data?"""
-        if not self.guarded(t) or t.created_tx == self.tx:
+        ok = self.guarded(t) if truncate else self.watched(t)
+        if not ok or t.created_tx == self.tx:
             return False
         return self.opts.protect_empty or not self.empty(t, tree=column)
 
@@ -307,12 +313,15 @@ class Analyzer:
                 return (s, name)
         return None
 
-    def _new_table(self, rv: Any, *, rows: bool, any_columns: bool = False) -> Table:
+    def _new_table(self, rv: Any, *, rows: bool, any_columns: bool = False) -> Table | None:
+        """The table a CREATE makes; None when the server would refuse to make it (the name is
+        taken, or a system schema: nothing changes)."""
         temp = rv.relpersistence == "t" or rv.schemaname == "pg_temp"
         schema = "pg_temp" if temp else self.cat.creation_schema(rv.schemaname)
-        old = self.cat.lookup("pg_temp" if temp else schema, rv.relname)
-        if old is not None:
-            self.cat.remove(old)
+        if self.cat.lookup("pg_temp" if temp else schema, rv.relname) is not None:
+            return None
+        if schema in SYSTEM_SCHEMAS or (schema, rv.relname) in self.cat.others:
+            return None
         t = self.cat.add(
             Table(
                 self.cat.new_id(),
@@ -323,6 +332,9 @@ class Analyzer:
                 temp=temp,
                 maybe_rows=rows,
                 any_columns=any_columns,
+                has_guard=not temp
+                and schema not in SYSTEM_SCHEMAS
+                and schema not in self.opts.exclude_schemas,
             )
         )
         if not temp:
@@ -343,6 +355,8 @@ class Analyzer:
             return
         parents = [self.cat.resolve_rv(p) for p in node.inhRelations or ()]
         t = self._new_table(rv, rows=False)
+        if t is None:
+            return
         t.on_commit_drop = node.oncommit == OnCommitAction.ONCOMMIT_DROP
         t.partitioned = node.partspec is not None
         t.parents = [p.id for p in parents]
@@ -353,6 +367,11 @@ class Analyzer:
                 col.inherited += 1
         if node.ofTypename is not None:
             t.any_columns = True
+            schema_, name_ = _qualified(_names(node.ofTypename.names))
+            t.of_type = self._type_key(node.ofTypename) or (
+                self.cat.creation_schema(schema_),
+                name_,
+            )
         for elt in node.tableElts or ():
             if _calls_code(elt):
                 t.has_triggers = True  # a DEFAULT or CHECK running code on every write
@@ -388,6 +407,8 @@ class Analyzer:
             return
         rows = not node.into.skipData and self.may_yield_rows(node.query)
         t = self._new_table(rel, rows=rows, any_columns=True)
+        if t is None:
+            return
         t.on_commit_drop = node.into.onCommit == OnCommitAction.ONCOMMIT_DROP
 
     def _SelectStmt(self, node: Any) -> None:
@@ -520,6 +541,9 @@ class Analyzer:
                 if info.key not in types and info.depends & types:
                     types.add(info.key)
                     grew = True
+        typed = [t for t in self.cat.tables.values() if t.of_type in types]
+        if typed:
+            self._drop_tables(typed, cascade=True)
         for t in list(self.cat.tables.values()):
             for c in list(t.columns.values()):
                 if c.type in types:
@@ -554,7 +578,7 @@ class Analyzer:
                         self._drop_columns_of_types({key})
                     elif any(
                         c.type == key for t in self.cat.tables.values() for c in t.columns.values()
-                    ):
+                    ) or any(t.of_type == key for t in self.cat.tables.values()):
                         return  # refused by the server's dependency check, not by the guard
                     self.cat.types.pop(key, None)
                 elif cascade:
@@ -740,7 +764,7 @@ class Analyzer:
                 continue
             seen.add(t.id)
             # each truncated table's own trigger judges it (its own heap, for the empty rule)
-            if self.protected(t):
+            if self.protected(t, truncate=True):
                 self.refuse("truncate", t)
         for tid in seen:
             self.cat.tables[tid].maybe_rows = False
@@ -788,5 +812,24 @@ class Analyzer:
         if self.cat.lookup(rv.schemaname, rv.relname) is None and node.missing_ok:
             return
         t = self.cat.resolve_rv(rv)
-        if node.newschema:
-            self.cat.rename(t, node.newschema, t.name)
+        new = str(node.newschema or "")
+        if not new or new == t.schema or t.temp:
+            return
+        if new in self.opts.exclude_schemas and self.guarded(t):
+            # moving a protected table out of protection (sql/060: ensure_guard)
+            assert self._src is not None
+            obj = ident_path(new, t.name)
+            self.refusals.append(
+                Refusal(
+                    self._src.file,
+                    self._src.line,
+                    "uninstall",
+                    obj,
+                    ident_glob((new, t.name)),
+                    self._src.sql,
+                )
+            )
+            return
+        self.cat.rename(t, new, t.name)
+        if new not in SYSTEM_SCHEMAS and new not in self.opts.exclude_schemas:
+            t.has_guard = True  # the ddl_command_end guard attaches it

@@ -50,6 +50,11 @@ class Table:
     references: set[int] = field(default_factory=set)
     renamed: bool = False
     has_triggers: bool = False
+    #: carries pgguard_truncate_guard (attached where the table was made or moved, unless in a
+    #: system or excluded schema; kept when moved into a system schema)
+    has_guard: bool = True
+    #: a typed table (CREATE TABLE … OF type) goes with its type
+    of_type: Key | None = None
 
     def clone(self) -> Table:
         """A copy sharing nothing mutable with this one."""
@@ -124,7 +129,9 @@ class Catalog:
             return self.temp_by_name.get(name)
         if schema is not None:
             return self.by_name.get((schema, name))
-        for s in self.search_path:
+        # pg_catalog is searched first unless the path names it
+        path = self.search_path if "pg_catalog" in self.search_path else ("pg_catalog",)
+        for s in (*path, *self.search_path):
             if (s, name) in self.by_name:
                 return self.by_name[(s, name)]
         return None
@@ -157,7 +164,14 @@ class Catalog:
             return self.add(Table(self.new_id(), "pg_temp", name, known=False, temp=True))
         s = self.creation_schema(schema)
         return self.add(
-            Table(self.new_id(), s, name, known=False, renamed=s in self.schemas_renamed)
+            Table(
+                self.new_id(),
+                s,
+                name,
+                known=False,
+                renamed=s in self.schemas_renamed,
+                has_guard=s not in SYSTEM_SCHEMAS,
+            )
         )
 
     def resolve_rv(self, rv: Any) -> Table:
