@@ -1,6 +1,6 @@
-"""Frameworks route their schema changes through the executor without code changes beyond one
-line: Alembic (`pgguard.sqlalchemy.route_ddl` in env.py) as the app role of a privilege-mode
-install. Real Alembic, real subprocesses."""
+"""Frameworks route their schema changes through the executor: Django (its schema editor) and
+Alembic (`pgguard.sqlalchemy.route_ddl` in env.py), as the app role of a privilege-mode
+install. Real Django and Alembic projects, real subprocesses."""
 
 from __future__ import annotations
 
@@ -96,3 +96,88 @@ def test_alembic_through_the_executor(platform: Platform, tmp_path: Path) -> Non
     res = subprocess.run([*alembic, "downgrade", "base"], env=env, capture_output=True, text=True)
     assert res.returncode != 0 and "pgguard: refusing to drop table" in res.stderr
     assert app.execute("SELECT count(*) FROM public.entries").fetchone() == (1,)
+
+
+BACKEND = """\
+from django.db.backends.postgresql import base
+
+from pgguard.django.privmode import PrivilegeSchemaEditor
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    SchemaEditorClass = PrivilegeSchemaEditor
+"""
+
+
+def _django_project(p: Platform, tmp_path: Path) -> tuple[list[str], dict[str, str]]:
+    proj = tmp_path / "shop"
+    shutil.copytree(DATA / "djangoproj", proj)
+    backend = proj / "privbackend"
+    backend.mkdir()
+    (backend / "__init__.py").write_text("")
+    (backend / "base.py").write_text(BACKEND)
+    settings = proj / "shopsite" / "settings.py"
+    settings.write_text(
+        settings.read_text().replace(
+            '"ENGINE": "django.db.backends.postgresql"', '"ENGINE": "privbackend"'
+        )
+    )
+    from psycopg.conninfo import conninfo_to_dict
+
+    d = conninfo_to_dict(p.server.dsn(p.dbname, p.app, p.app_password))
+    env = {
+        **os.environ,
+        "SHOP_DB_NAME": p.dbname,
+        "SHOP_DB_USER": p.app,
+        "SHOP_DB_PASSWORD": p.app_password or "",
+        "SHOP_DB_HOST": str(d["host"]),
+        "SHOP_DB_PORT": str(d.get("port", 5432)),
+    }
+    env.pop("PGOPTIONS", None)
+    return [sys.executable, str(proj / "manage.py")], env
+
+
+def test_django_migrations_through_the_executor(platform: Platform, tmp_path: Path) -> None:
+    manage, env = _django_project(platform, tmp_path)
+
+    def run(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*manage, *args], env={**env, **extra}, capture_output=True, text=True, timeout=300
+        )
+
+    res = run("migrate", "shop", "0001")  # additive, with data (RunPython): no token
+    assert res.returncode == 0, res.stderr
+    app = platform.connect("app")
+    for rel in ("public.shop_product", "public.shop_coupon", "public.django_migrations"):
+        assert owner_of(app, rel) == "pgguard_owner", rel
+    app.execute("INSERT INTO public.shop_coupon (code) VALUES ('X')")
+    coupons = app.execute("SELECT count(*) FROM public.shop_coupon").fetchone()
+    products = app.execute("SELECT count(*) FROM public.shop_product").fetchone()
+
+    res = run("migrate")  # RemoveField + DeleteModel
+    assert res.returncode != 0
+    assert "pgguard: refusing to" in res.stderr
+    assert app.execute("SELECT count(*) FROM public.shop_coupon").fetchone() == coupons
+
+    res = run("flush", "--no-input")
+    assert res.returncode != 0
+    assert app.execute("SELECT count(*) FROM public.shop_product").fetchone() == products
+
+    kid = register_key(platform.admin(), private_key(0))
+    tok = sign(
+        private_key(0),
+        kid,
+        payload_of(
+            claims(
+                ops=["drop_table", "drop_column"],
+                obj=["public.shop_coupon", "public.shop_product.sku"],
+            )
+        ),
+    )
+    res = run("migrate", PGOPTIONS=f"-c pgguard.token={tok}")
+    assert res.returncode == 0, res.stderr
+    assert app.execute("SELECT to_regclass('public.shop_coupon')").fetchone() == (None,)
+
+    res = run("migrate", "shop", "zero")
+    assert res.returncode != 0 and "pgguard: refusing to" in res.stderr
+    assert app.execute("SELECT count(*) FROM public.shop_product").fetchone() == products
