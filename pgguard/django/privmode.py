@@ -5,8 +5,8 @@ privilege mode (``pgguard.run_ddl`` exists in the database), each statement the 
 would run - migrations' operations, ``RunSQL``, deferred constraints and indexes, the
 ``django_migrations`` table itself - goes through ``pgguard.run_ddl`` and is judged there; data
 statements (``RunPython``, ``RunSQL`` holding DML) run as they are. Anywhere else it is Django's
-own PostgreSQL schema editor. Statements that cannot run inside a function (``AddIndexConcurrently``)
-fail with :class:`pgguard.runner.ScriptError` saying what to do instead.
+own PostgreSQL schema editor. Statements that cannot run inside a function
+(``AddIndexConcurrently``) fail with :class:`pgguard.runner.ScriptError` saying what to do.
 """
 
 from __future__ import annotations
