@@ -76,15 +76,16 @@ def pgbench_tps(bindir: Path, env: dict[str, str], dsn: str, seconds: int) -> fl
 def bench_pgbench(admin: Conn, admin_dsn: str, bindir: Path, env: dict[str, str],
                   repeat: int, seconds: int) -> None:  # fmt: skip
     sides: dict[str, str] = {}
-    for side in ("unprotected", "protected"):
+    for side in ("unprotected", "protected", "deletes only"):
         dsn = create_db(admin, admin_dsn)
         # pgbench -i truncates its tables: initialise before pgguard is installed
         subprocess.run([str(bindir / "pgbench"), "-i", "-q", "-s", "1", dsn], env=env,
                        check=True, capture_output=True)  # fmt: skip
         with psycopg.connect(dsn, autocommit=True) as conn:
             install(conn)
-            if side == "protected":
-                report = protect_rows(conn, all_tables=True)
+            if side != "unprotected":
+                ops = ["delete_rows"] if side == "deletes only" else ["delete_rows", "update_rows"]
+                report = protect_rows(conn, all_tables=True, ops=ops)
                 assert len(report.protected) == 4, report
         sides[side] = dsn
     tps: dict[str, list[float]] = {s: [] for s in sides}
@@ -94,8 +95,9 @@ def bench_pgbench(admin: Conn, admin_dsn: str, bindir: Path, env: dict[str, str]
     med = {s: statistics.median(v) for s, v in tps.items()}
     print(f"pgbench tpcb-like, 1 client, {seconds}s x {repeat} alternating runs:")
     for side, values in tps.items():
-        print(f"  {side:12s} median {med[side]:8.1f} tps  runs {[round(v) for v in values]}")
-    print(f"  ratio protected/unprotected: {med['protected'] / med['unprotected']:.3f}")
+        print(f"  {side:13s} median {med[side]:8.1f} tps  runs {[round(v) for v in values]}")
+    for side in ("protected", "deletes only"):
+        print(f"  ratio {side}/unprotected: {med[side] / med['unprotected']:.3f}")
 
 
 def bench_delete(admin: Conn, admin_dsn: str, repeat: int, rows: int) -> None:

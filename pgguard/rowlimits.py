@@ -21,6 +21,7 @@ from .errors import NotInstalled, PrivilegeError, UsageError
 DEFAULT_MAX_ROWS = 1000
 DEFAULT_MAX_FRACTION = 0.5
 TRIGGERS = {"DELETE": "pgguard_row_limit_delete", "UPDATE": "pgguard_row_limit_update"}
+OPS = {"DELETE": "delete_rows", "UPDATE": "update_rows"}
 
 
 @dataclass(frozen=True)
@@ -113,12 +114,18 @@ def protect_rows(
     max_fraction: float = DEFAULT_MAX_FRACTION,
     all_tables: bool = False,
     remove: bool = False,
+    ops: Iterable[str] = ("delete_rows", "update_rows"),
 ) -> ProtectReport:
     """Put (or with ``remove``, take off) row-loss limits on tables, in one transaction.
 
     ``all_tables``: every table pgguard guards (a partitioned parent's trigger sees its
     partitions' rows, so partitions themselves are left out). Re-running changes the limits.
+    ``ops`` picks what is limited: ``delete_rows``, ``update_rows`` or both (the limit on updates
+    costs every UPDATE statement a trigger call; see the README's costs).
     """
+    wanted = set(ops)
+    if not wanted or wanted - set(OPS.values()):
+        raise UsageError("--op must be delete_rows or update_rows")
     if max_rows < 0:
         raise UsageError("--max-rows must be 0 or more")
     if not 0 < max_fraction <= 1:
@@ -138,7 +145,7 @@ def protect_rows(
                             sql.Identifier(trigger), table
                         )
                     )
-                    if remove:
+                    if remove or OPS[event] not in wanted:
                         continue
                     conn.execute(
                         sql.SQL(

@@ -216,3 +216,14 @@ def test_status_lists_limits_and_reports_a_disabled_one(guarded_admin: Conn, ten
         "the row-loss limit (delete_rows) on public.tenants is disabled, not enabled always"
         in st.problems
     )
+
+
+def test_deletes_only(guarded_admin: Conn, tenants: Conn) -> None:
+    report = protect_rows(guarded_admin, ["public.tenants"], ops=["delete_rows"])
+    assert {(lim.table, lim.op) for lim in report.limits if lim.table == "public.tenants"} == {
+        ("public.tenants", "delete_rows")
+    }
+    tenants.execute("UPDATE tenants SET plan = NULL")  # updates are no longer limited
+    assert refused(tenants, "DELETE FROM tenants").constraint == "op=delete_rows"
+    with pytest.raises(UsageError):
+        protect_rows(guarded_admin, ["public.tenants"], ops=["drop_table"])

@@ -240,6 +240,13 @@ def verify(dsn: str | None, max_row_loss: str | None, as_json: bool, file: Path)
     show_default=True,
     help="share of the table's rows per transaction (1 turns this rule off)",
 )
+@click.option(
+    "--op",
+    "ops",
+    multiple=True,
+    type=click.Choice(["delete_rows", "update_rows"]),
+    help="what to limit (repeatable; default both); ops left out lose their limit",
+)
 @click.option("--all", "all_tables", is_flag=True, help="every table pgguard guards")
 @click.option("--remove", is_flag=True, help="take the limits off these tables")
 @click.option("--list", "list_only", is_flag=True, help="only list the tables with limits")
@@ -249,6 +256,7 @@ def protect_rows(
     tables: Sequence[str],
     max_rows: int,
     max_fraction: float,
+    ops: Sequence[str],
     all_tables: bool,
     remove: bool,
     list_only: bool,
@@ -276,6 +284,7 @@ def protect_rows(
                 max_fraction=max_fraction,
                 all_tables=all_tables,
                 remove=remove,
+                ops=ops or ("delete_rows", "update_rows"),
             )
             limits = report.limits
             for name in report.protected:
