@@ -184,8 +184,11 @@ BEGIN
                CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE a.grantee::pg_catalog.regrole::text END,
                CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
       INTO hit
-      FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
-     WHERE c.relnamespace = ANY (g) AND pg_catalog.age(c.xmin) <= 0 AND a.grantee <> c.relowner
+      FROM (SELECT c.oid, c.relacl, c.relowner FROM pg_catalog.pg_class c
+             WHERE c.relnamespace = ANY (g) AND pg_catalog.age(c.xmin) <= 0
+               AND c.relacl IS NOT NULL OFFSET 0) c,   -- fence: explode only those rows
+           pg_catalog.aclexplode(c.relacl) a
+     WHERE a.grantee <> c.relowner
        AND (a.is_grantable OR a.privilege_type NOT IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE',
                                                        'TRUNCATE', 'USAGE'))
      LIMIT 1;
@@ -193,8 +196,10 @@ BEGIN
     SELECT pg_catalog.format('%s on schema %s to %s', a.privilege_type, n.nspname,
                CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE a.grantee::pg_catalog.regrole::text END)
       INTO hit
-      FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) a
-     WHERE n.oid = ANY (g) AND pg_catalog.age(n.xmin) <= 0 AND a.grantee <> n.nspowner
+      FROM (SELECT n.nspname, n.nspacl, n.nspowner FROM pg_catalog.pg_namespace n
+             WHERE n.oid = ANY (g) AND pg_catalog.age(n.xmin) <= 0 OFFSET 0) n,
+           pg_catalog.aclexplode(n.nspacl) a
+     WHERE a.grantee <> n.nspowner
        AND (a.is_grantable OR a.privilege_type <> 'USAGE')
      LIMIT 1;
     RETURN hit;
@@ -350,12 +355,13 @@ BEGIN
     SELECT pg_catalog.array_agg(t.path || '.' || pg_catalog.quote_ident(b.name)),
            pg_catalog.array_agg(b.rel), pg_catalog.array_agg(b.num)
       INTO gone_c, gone_c_oid, gone_c_num
-      FROM pg_catalog.pg_attribute a
+      FROM (SELECT a.attrelid, a.attnum FROM pg_catalog.pg_attribute a
+             WHERE a.attrelid = ANY (b_rel) AND a.attisdropped AND pg_catalog.age(a.xmin) <= 0
+            OFFSET 0) a   -- fence: the few rows dropped now, then their names
       JOIN unnest(b_crel, b_cnum, b_cname) AS b(rel, num, name)
         ON b.rel = a.attrelid AND b.num = a.attnum
       JOIN unnest(b_rel, b_path) AS t(oid, path) ON t.oid = b.rel
-     WHERE a.attrelid = ANY (b_rel) AND a.attisdropped AND pg_catalog.age(a.xmin) <= 0
-       AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = b.rel
+     WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = b.rel
                       AND c.relnamespace = ANY (g))
        AND NOT EXISTS (SELECT 1 FROM pgguard.created_tables ct
                         WHERE ct.xid = v_xid AND ct.relid = b.rel);
@@ -443,11 +449,12 @@ BEGIN
        AND pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) <> b.path
     UNION ALL
     SELECT b.rel, b.num, pg_catalog.clock_timestamp()
-      FROM pg_catalog.pg_attribute a
+      FROM (SELECT a.attrelid, a.attnum, a.attname FROM pg_catalog.pg_attribute a
+             WHERE a.attrelid = ANY (b_rel) AND pg_catalog.age(a.xmin) <= 0
+               AND NOT a.attisdropped OFFSET 0) a
       JOIN unnest(b_crel, b_cnum, b_cname) AS b(rel, num, name)
         ON b.rel = a.attrelid AND b.num = a.attnum
-     WHERE a.attrelid = ANY (b_rel) AND pg_catalog.age(a.xmin) <= 0 AND NOT a.attisdropped
-       AND a.attname <> b.name
+     WHERE a.attname <> b.name
     ON CONFLICT (relid, attnum) DO UPDATE SET renamed_at = EXCLUDED.renamed_at;
     RETURN tag;
 END
