@@ -308,6 +308,13 @@ ATTACKS: list[tuple[str, list[str], str, str, str]] = [
         "changed",
     ),
     (
+        "set_unlogged",
+        [],
+        "ALTER TABLE billing.invoices SET UNLOGGED",
+        "PGG01",
+        'make table "billing.invoices" unlogged',
+    ),
+    (
         "default_rewrite_writes_pgguard",
         [WRITES],
         "ALTER TABLE public.tenants ADD COLUMN c int DEFAULT public.w()",

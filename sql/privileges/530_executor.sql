@@ -403,6 +403,20 @@ BEGIN
         PERFORM pgguard.check_override('drop_column', gone_c, tag, NULL);
     END IF;
 
+    -- UNLOGGED: a crash empties the table and replicas never see it - a way to lose it
+    SELECT b.path INTO bad
+      FROM unnest(b_rel, b_path) AS b(oid, path)
+      JOIN pg_catalog.pg_class c ON c.oid = b.oid
+     WHERE c.relpersistence = 'u' AND pg_catalog.age(c.xmin) <= 0
+     LIMIT 1;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'PGG01',
+            MESSAGE = pg_catalog.format('pgguard: refusing to make table "%s" unlogged', bad),
+            DETAIL = 'an unlogged table is emptied by a crash and missing on replicas',
+            HINT = 'run it as the owner credential (break-glass) if it is really meant',
+            CONSTRAINT = 'op=uninstall';
+    END IF;
+
     -- guards: a table that had a good one keeps it; new tables get theirs
     FOR r IN SELECT c.oid AS relid,
                     pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
