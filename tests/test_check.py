@@ -344,3 +344,15 @@ def test_readme_documents_the_json_shape() -> None:
         "error",
     ):
         assert f'"{key}"' in section, key
+
+
+def test_a_broken_alembic_project_is_a_usage_error(tmp_path: Path) -> None:
+    import shutil
+
+    proj = tmp_path / "proj"
+    shutil.copytree(DATA / "alembicproj", proj)
+    with (proj / "migrations" / "env.py").open("a") as f:
+        f.write("raise RuntimeError('env.py is broken')\n")
+    res = CliRunner().invoke(cli, ["check", str(proj)])
+    assert res.exit_code == 2
+    assert "RuntimeError: env.py is broken" in res.stderr

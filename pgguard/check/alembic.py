@@ -103,6 +103,11 @@ def render(ini: Path, source: AlembicSource) -> tuple[list[Chunk], int]:
                 command.upgrade(cfg, rng, sql=True)
         except CommandError as e:
             raise UsageError(f"{ini_name}: alembic cannot render offline SQL: {e}") from e
+        except Exception as e:  # noqa: BLE001 - the project's env.py and revisions are its code
+            raise UsageError(
+                f"{ini_name}: the Alembic project failed while rendering offline SQL: "
+                f"{type(e).__name__}: {e}"
+            ) from e
         finally:
             DefaultImpl.static_output = original  # type: ignore[method-assign]
     return chunks, len(files)
