@@ -175,6 +175,17 @@ class TokenWrongScope(TokenError):
         self.obj = obj
 
 
+class TokenInsufficientApprovals(TokenError):
+    """The token carries fewer approvals (distinct live registered keys) than the op needs."""
+
+    reason = "approvals"
+
+    def __init__(self, message: str | None = None, *, present: int = 0, needed: int = 2) -> None:
+        super().__init__(message)
+        self.present = present
+        self.needed = needed
+
+
 class TokenAlreadyUsed(TokenError):
     """The single-use override token was already used."""
 

@@ -146,6 +146,17 @@ BEGIN
         END IF;
     END LOOP;
 
+    -- the two-person rule (install --require-approvals): distinct live keys that signed
+    IF pg_catalog.cardinality(pg_catalog.string_to_array(t.token_kid, ','))
+           < pgguard.approvals_needed(op) THEN
+        PERFORM pgguard.refuse(op, objs, pg_catalog.format(
+            'the override token carries %s of the %s approvals %s needs (signed by: %s)',
+            pg_catalog.cardinality(pg_catalog.string_to_array(t.token_kid, ',')),
+            pgguard.approvals_needed(op), op, pg_catalog.replace(t.token_kid, ',', ', ')),
+            'a second approver adds a signature: pgguard cosign "$PGGUARD_TOKEN" --key-file KEY',
+            command_tag, message, 'approvals', t.claims);
+    END IF;
+
     xid := pgguard.current_xid();
     IF (t.claims ->> 'once')::boolean THEN
         -- A rolled-back use leaves the token unspent: the row goes with the transaction. A

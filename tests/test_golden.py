@@ -162,3 +162,83 @@ def test_sql_accepts_golden_signature(conn: psycopg.Connection[Any], name: str) 
         SQL_CHECK, {**params, "n": DOC["keys"][other]["n"], "k": DOC["keys"][other]["k"]}
     ).fetchone()
     assert row is not None and row[0] is False
+
+
+# --- multi-signature (pgg2) vectors ---------------------------------------------------------
+
+MULTI = {m["name"]: m for m in DOC["multi"]}
+PUBLIC = {info["kid"]: PRIVATE[name].public_key() for name, info in DOC["keys"].items()}
+
+
+@pytest.mark.parametrize("name", sorted(MULTI))
+def test_python_recreates_multi_token_exactly(name: str) -> None:
+    from pgguard.multisig import cosign, split_token, verify_multi
+    from pgguard.signers.keyfile import KeySigner
+
+    m = MULTI[name]
+    tok = VECTORS[m["base"]]["token"]
+    for cosigner in m["cosigners"]:
+        tok = cosign(tok, KeySigner(PRIVATE[cosigner]))
+    assert tok == m["token"]
+    assert tok.startswith("pgg2.") and split_token(tok).kids == tuple(m["kids"])
+    iat = VECTORS[m["base"]]["claims"]["iat"]
+    claims, kids = verify_multi(tok, keys=PUBLIC, required=2, now=iat)
+    assert kids == tuple(m["kids"]) and claims.jti == VECTORS[m["base"]]["issue"]["jti"]
+    with pytest.raises(errors.TokenInsufficientApprovals):
+        verify_multi(tok, keys=PUBLIC, required=3, now=iat)
+    # each signature is the pgg1 signature of its key over the same payload
+    for kid, sig in split_token(tok).signatures:
+        single = split_token(tok).as_pgg1(kid, sig)
+        assert verify_token(single, keys=PUBLIC, now=iat).jti == claims.jti
+    for index in (0, -1):
+        with pytest.raises(errors.TokenBadSignature):
+            verify_multi(_flip(tok, index), keys=PUBLIC, now=iat)
+    # a signature by a key this side does not know does not count; none known: unknown key
+    only = {m["kids"][0]: PUBLIC[m["kids"][0]]}
+    assert verify_multi(tok, keys=only, now=iat)[1] == (m["kids"][0],)
+    with pytest.raises(errors.TokenUnknownKey):
+        verify_multi(tok, keys={}, now=iat)
+
+
+def test_multi_token_spelling_rules() -> None:
+    from pgguard.multisig import split_token
+
+    tok = DOC["multi"][0]["token"]
+    p = tok.split(".")
+    swapped = ".".join([p[0], p[1], p[4], p[5], p[2], p[3]])
+    same_twice = ".".join([p[0], p[1], p[2], p[3], p[2], p[3]])
+    for bad in (swapped, same_twice, ".".join(p[:4]), tok + ".x", "pgg3" + tok[4:]):
+        with pytest.raises(errors.TokenMalformed):
+            split_token(bad)
+
+
+def test_sql_verifies_multi_tokens(guarded_admin: psycopg.Connection[Any]) -> None:
+    """The server's pgguard.multisig_verify agrees with Python on every pgg2 vector."""
+    for info in DOC["keys"].values():
+        guarded_admin.execute(
+            "INSERT INTO pgguard.keys (kid, n, e, k, bits, public_pem) VALUES "
+            "(%s, %s::numeric, %s, %s, %s, 'golden test key')",
+            (info["kid"], info["n"], info["e"], info["k"], info["bits"]),
+        )
+    q = (
+        "SELECT m.claims::text, m.kids, m.reason FROM pgguard.multisig_verify("
+        "%(t)s, sha256(convert_to(%(t)s, 'UTF8')), NULL, NULL) m"
+    )
+    for m in DOC["multi"]:
+        row = guarded_admin.execute(q, {"t": m["token"]}).fetchone()
+        assert row is not None
+        claims, kids, reason = row
+        assert reason is None and kids == ",".join(m["kids"])
+        assert json.loads(claims) == VECTORS[m["base"]]["claims"]
+        for index in (0, -1):
+            row = guarded_admin.execute(q, {"t": _flip(m["token"], index)}).fetchone()
+            assert row is not None and row[2] == "bad_signature"
+        p = m["token"].split(".")
+        swapped = ".".join([p[0], p[1], p[4], p[5], p[2], p[3]])
+        row = guarded_admin.execute(q, {"t": swapped}).fetchone()
+        assert row is not None and row[2] == "malformed"
+    guarded_admin.execute(
+        "UPDATE pgguard.keys SET revoked_at = now() WHERE kid = %s", (DOC["multi"][0]["kids"][1],)
+    )
+    row = guarded_admin.execute(q, {"t": DOC["multi"][0]["token"]}).fetchone()
+    assert row is not None and row[1] == DOC["multi"][0]["kids"][0]  # the revoked one drops out

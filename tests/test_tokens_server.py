@@ -161,7 +161,7 @@ def test_empty_token_is_none_set(env: Env) -> None:
         lambda t, kid: "garbage",
         lambda t, kid: "pgg1",
         lambda t, kid: t + ".extra",
-        lambda t, kid: "pgg2" + t[4:],
+        lambda t, kid: "pgg3" + t[4:],  # pgg2 is the multi-signature format
         lambda t, kid: t.replace(kid, kid.upper(), 1),
         lambda t, kid: t.replace(kid, kid[:15], 1),
         lambda t, kid: t.rsplit(".", 1)[0] + ".",

@@ -149,6 +149,19 @@ def cli() -> None:
     is_flag=True,
     help="with --key-file naming a new file: write it unencrypted",
 )
+@click.option(
+    "--require-approvals",
+    type=int,
+    metavar="N",
+    help="two-person rule: a token needs signatures of N distinct registered keys",
+)
+@click.option(
+    "--for-op",
+    "for_ops",
+    multiple=True,
+    metavar="OP",
+    help="with --require-approvals: only for this op (repeatable; default every op)",
+)
 @click.option("--batch-size", default=200, show_default=True, help="tables per transaction")
 @click.option(
     "--lock-timeout", default="2s", show_default=True, help="wait per table before retrying it"
@@ -175,6 +188,8 @@ def install(
     key_file: Path | None,
     public_keys: Sequence[Path],
     no_passphrase: bool,
+    require_approvals: int | None,
+    for_ops: Sequence[str],
     batch_size: int,
     lock_timeout: str,
     mode: str | None,
@@ -196,6 +211,8 @@ def install(
     from ..installer import install as do_install
     from .signing import new_passphrase, read_passphrase
 
+    if for_ops and require_approvals is None:
+        raise UsageError("--for-op goes with --require-approvals N")
     rows = [keymod.public_numbers_for_db(keymod.load_public_key(p)) for p in public_keys]
     if key_file is not None:
         if key_file.exists():
@@ -224,6 +241,16 @@ def install(
             app_role=app_role,
             owner_role=owner_role,
         )
+        if require_approvals is not None:
+            from ..approvals import set_required_approvals
+
+            policy = set_required_approvals(conn, require_approvals, for_ops)
+            err.print(
+                "approvals needed: "
+                + ", ".join(f"{op} {n}" for op, n in policy.per_op)
+                + (", " if policy.per_op else "")
+                + f"other ops {policy.default}"
+            )
     if report.app_password and not as_json:
         # shown once, never stored: the app's credential
         err.print(f'created app role "{report.app_role}"; its password (shown once, store it now):')

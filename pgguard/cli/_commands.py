@@ -6,6 +6,7 @@ Each module does ``from pgguard.cli import cli`` and decorates its commands with
 from __future__ import annotations
 
 from . import (
+    approvals,  # noqa: F401  (cosign, request, approve)
     check,  # noqa: F401
     deploy,  # noqa: F401  (deploy, snapshot, verify, protect-rows)
     run,  # noqa: F401  (privilege mode: migration scripts through the executor)

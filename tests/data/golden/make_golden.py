@@ -14,7 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pgguard import keys, token
+from pgguard import keys, multisig, token
+from pgguard.signers.keyfile import KeySigner
 
 HERE = Path(__file__).resolve().parent
 KEY_FILES = {"test-3072": "test-key-3072.pem", "test-2048": "test-key-2048.pem"}
@@ -311,6 +312,13 @@ GLOBS: list[list[Any]] = [
 ]
 
 
+# Multi-signature (pgg2) vectors: a v1 vector's token cosigned by other test keys, in order.
+MULTI: list[dict[str, Any]] = [
+    {"name": "defaults-3072+2048", "base": "defaults-3072", "cosigners": ["test-2048"]},
+    {"name": "truncate-2048+3072", "base": "truncate-2048", "cosigners": ["test-3072"]},
+]
+
+
 def _key(name: str, new: bool) -> Any:
     path = HERE / KEY_FILES[name]
     if new or not path.exists():
@@ -353,6 +361,13 @@ def build(new_keys: bool = False) -> tuple[dict[str, Any], list[list[Any]]]:
         )
     for check in CHECKS:
         out["checks"].append({"expect": "ok", "db": None, "revoked": False, **check})
+    by_name = {v["name"]: v for v in out["vectors"]}
+    out["multi"] = []
+    for m in MULTI:
+        tok = by_name[m["base"]]["token"]
+        for cosigner in m["cosigners"]:
+            tok = multisig.cosign(tok, KeySigner(private[cosigner]))
+        out["multi"].append({**m, "kids": list(multisig.split_token(tok).kids), "token": tok})
     return out, GLOBS
 
 
