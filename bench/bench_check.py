@@ -14,7 +14,8 @@ statements only one of them flags (squawk flags patterns; check predicts this se
 a scratch table dropped in its own transaction is no refusal, a plain ``TRUNCATE`` is one).
 
     python bench/bench_check.py                 # 1,000 files
-    python bench/bench_check.py --files 5000 --runs 3 --keep /tmp/corpus
+    python bench/bench_check.py --files 5000 --runs 3 --keep DIR
+    python bench/bench_check.py --dir tests/data/check     # existing files instead
 """
 
 from __future__ import annotations
@@ -132,11 +133,13 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=1000)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--keep", type=Path, help="write the corpus here and keep it")
+    ap.add_argument("--dir", type=Path, help="use these .sql files instead of generating any")
     ns = ap.parse_args()
-    root = ns.keep or Path(tempfile.mkdtemp(prefix="pgguard-check-bench-"))
+    root = ns.dir or ns.keep or Path(tempfile.mkdtemp(prefix="pgguard-check-bench-"))
     root.mkdir(parents=True, exist_ok=True)
     try:
-        write_corpus(root, ns.files)
+        if ns.dir is None:
+            write_corpus(root, ns.files)
         paths = sorted(root.glob("*.sql"))
         wall, cpu = time_check(root, ns.runs)
         cli_s, cli_cpu, proc = time_cli(
@@ -184,7 +187,7 @@ def main() -> None:
             f"{len(data['allow'] or '')} characters"
         )
     finally:
-        if ns.keep is None:
+        if ns.keep is None and ns.dir is None:
             shutil.rmtree(root, ignore_errors=True)
 
 
