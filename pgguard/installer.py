@@ -218,7 +218,6 @@ def _install_privileges(
     done = privmode.install(conn, caps, app_role=app_role, exclude_schemas=exclude_schemas)
     keys = list(public_keys)
     keys_added = _register_keys(conn, keys) if keys else ()
-    total = conn.execute("SELECT count(*) FROM pgguard.table_guards()").fetchone()
     migrations: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     role: str | None = None
@@ -239,7 +238,7 @@ def _install_privileges(
         migrations_applied=migrations,
         tables_attached=attached,
         tables_healed=0,
-        tables_total=total[0] if total else 0,
+        tables_total=attached,  # as in event-trigger mode: the tables this run had to guard
         problems=(),
         keys_added=keys_added,
         excluded_schemas=tuple(_stored_excludes(conn)),

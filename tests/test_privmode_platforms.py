@@ -85,3 +85,41 @@ def test_heroku_essential_cannot_install(pg_server: Any, make_db: Any) -> None:
         assert owner_of(own, "public.tenants") == p.owner
     finally:
         p.close()
+
+
+def test_cli_install_prints_the_password_once(pg_server: Any, make_db: Any) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    p = make_platform(pg_server, make_db)
+    try:
+        dsn = pg_server.dsn(p.dbname, p.owner, p.owner_password)
+        cmd = [sys.executable, "-m", "pgguard", "install", "--dsn", dsn]
+        args = ["--mode", "privileges", "--app-role", p.app]
+        res = subprocess.run(
+            [*cmd, *args, "--json"], capture_output=True, text=True, env=os.environ, timeout=120
+        )
+        assert res.returncode == 0, res.stderr
+        out = json.loads(res.stdout)
+        assert out["mode"] == "privileges" and out["app_role"] == p.app
+        assert out["app_password"]
+        with psycopg.connect(pg_server.dsn(p.dbname, p.app, out["app_password"])) as app:
+            assert app.execute("SELECT count(*) FROM public.tenants").fetchone() == (5,)
+        res = subprocess.run(
+            [*cmd, *args], capture_output=True, text=True, env=os.environ, timeout=120
+        )
+        assert res.returncode == 0, res.stderr
+        assert res.stdout == "" and "nothing to do" in res.stderr
+        res = subprocess.run(
+            [sys.executable, "-m", "pgguard", "status", "--json", "--dsn", dsn],
+            capture_output=True,
+            text=True,
+            env=os.environ,
+            timeout=120,
+        )
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout)["mode"] == "privileges"
+    finally:
+        p.close()
