@@ -272,12 +272,11 @@ BEGIN
     SELECT pg_catalog.array_agg(c.oid ORDER BY c.oid),
            pg_catalog.array_agg(pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
                                 ORDER BY c.oid),
-           pg_catalog.array_agg(EXISTS (
-               SELECT 1 FROM pg_catalog.pg_trigger t
-                WHERE t.tgrelid = c.oid AND t.tgname = 'pgguard_truncate_guard'
-                  AND t.tgenabled = 'A') ORDER BY c.oid)
+           pg_catalog.array_agg(t.oid IS NOT NULL ORDER BY c.oid)
       INTO b_rel, b_path, b_guard
       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      LEFT JOIN pg_catalog.pg_trigger t
+             ON t.tgrelid = c.oid AND t.tgname = 'pgguard_truncate_guard' AND t.tgenabled = 'A'
      WHERE c.relnamespace = ANY (g) AND c.relkind IN ('r', 'p') AND c.relpersistence <> 't';
     b_rel := COALESCE(b_rel, '{}');
     SELECT pg_catalog.array_agg(a.attrelid), pg_catalog.array_agg(a.attnum::int),
@@ -344,11 +343,14 @@ BEGIN
     -- what is gone: guarded tables (dropped, or moved out of the guarded schemas) and columns
     v_xid := pgguard.current_xid();
     g := pgguard.guarded_schemas();
+    -- set-based (a join, not a probe per table): this runs on every statement
     SELECT pg_catalog.array_agg(b.path), pg_catalog.array_agg(b.oid) INTO gone_t, gone_oid
       FROM unnest(b_rel, b_path) AS b(oid, path)
-     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
-                        WHERE c.oid = b.oid AND c.relnamespace = ANY (g)
-                          AND c.relkind IN ('r', 'p') AND c.relpersistence <> 't')
+     WHERE b.oid IN (SELECT x FROM pg_catalog.unnest(b_rel) x
+                     EXCEPT
+                     SELECT c.oid FROM pg_catalog.pg_class c
+                      WHERE c.relnamespace = ANY (g) AND c.relkind IN ('r', 'p')
+                        AND c.relpersistence <> 't')
        AND NOT EXISTS (SELECT 1 FROM pgguard.created_tables ct
                         WHERE ct.xid = v_xid AND ct.relid = b.oid);
     -- a column dropped now has its pg_attribute row rewritten by this transaction (age <= 0)
@@ -449,18 +451,20 @@ BEGIN
     -- (exempt, as there), and renames (a token issued before one does not cover the new name)
     new_rels := ARRAY(SELECT c.oid FROM pg_catalog.pg_class c
                        WHERE c.relnamespace = ANY (g) AND c.relkind IN ('r', 'p')
-                         AND c.relpersistence <> 't' AND NOT c.oid = ANY (b_rel));
+                         AND c.relpersistence <> 't' AND pg_catalog.age(c.xmin) <= 0
+                         AND NOT c.oid = ANY (b_rel));
     IF pg_catalog.cardinality(new_rels) > 0 THEN
         INSERT INTO pgguard.created_tables (xid, relid)
         SELECT v_xid, x FROM pg_catalog.unnest(new_rels) x ON CONFLICT DO NOTHING;
     END IF;
     INSERT INTO pgguard.renames (relid, attnum, renamed_at)
     SELECT b.oid, 0, pg_catalog.clock_timestamp()
-      FROM unnest(b_rel, b_path) AS b(oid, path)
-      JOIN pg_catalog.pg_class c ON c.oid = b.oid
-      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-     WHERE (pg_catalog.age(c.xmin) <= 0 OR pg_catalog.age(n.xmin) <= 0)
-       AND pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) <> b.path
+      FROM (SELECT c.oid, c.relname, n.nspname
+              FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.oid = ANY (b_rel)
+               AND (pg_catalog.age(c.xmin) <= 0 OR pg_catalog.age(n.xmin) <= 0) OFFSET 0) c
+      JOIN unnest(b_rel, b_path) AS b(oid, path) ON b.oid = c.oid
+     WHERE pg_catalog.quote_ident(c.nspname) || '.' || pg_catalog.quote_ident(c.relname) <> b.path
     UNION ALL
     SELECT b.rel, b.num, pg_catalog.clock_timestamp()
       FROM (SELECT a.attrelid, a.attnum, a.attname FROM pg_catalog.pg_attribute a
