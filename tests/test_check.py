@@ -275,6 +275,12 @@ def test_cli_json_shape_and_exit_codes(tmp_path: Path) -> None:
     assert runner.invoke(cli, ["check", str(tmp_path / "missing.sql")]).exit_code == 2
     res = runner.invoke(cli, ["check", str(good), "--django-target", "a b c"])
     assert res.exit_code == 2
+    # a path that holds nothing to check must not pass a CI step silently
+    (tmp_path / "empty").mkdir()
+    res = runner.invoke(cli, ["check", str(tmp_path / "empty")])
+    assert res.exit_code == 2 and "nothing to check" in res.stderr
+    (tmp_path / "settings.py").write_text("X = 1\n")
+    assert runner.invoke(cli, ["check", str(tmp_path / "settings.py")]).exit_code == 2
 
 
 def test_github_annotations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -117,7 +117,14 @@ def check(
 
             files += feed_django(an, path, django or DjangoSource())
         else:
-            for f in sql_files(path):
+            found = sql_files(path)
+            if path.is_dir() and not found:
+                raise UsageError(
+                    f"{path}: no .sql files, alembic.ini or manage.py here: nothing to check"
+                )
+            if path.suffix == ".py":
+                raise UsageError(f"{path}: a Python file; give manage.py or alembic.ini")
+            for f in found:
                 try:
                     text = f.read_text(encoding="utf-8")
                 except (OSError, UnicodeDecodeError) as e:
