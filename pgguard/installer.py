@@ -21,6 +21,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from . import resources
 from ._version import __version__
@@ -40,6 +41,7 @@ EVENT_TRIGGERS = (
     "pgguard_ddl_end",
     "pgguard_drop_check",
     "pgguard_ddl_check",
+    "pgguard_ddl_start",
 )
 OWNER_ROLE = "pgguard_owner"
 AUDITOR_ROLE = "pgguard_auditor"
@@ -86,6 +88,9 @@ class InstallReport:
     #: privilege mode: the app role, and its password when install created it (shown once)
     app_role: str | None = None
     app_password: str | None = field(default=None, repr=False)
+    #: False: the empty-table rule lets a table holding no row be dropped or truncated without
+    #: a token (the default); True: `--protect-empty`, refused like any other table
+    protect_empty: bool = False
 
     @property
     def complete(self) -> bool:
@@ -105,6 +110,7 @@ def install(
     conn: psycopg.Connection[Any],
     *,
     exclude_schemas: Sequence[str] | None = None,
+    protect_empty: bool | None = None,
     public_keys: Iterable[Any] = (),
     batch_size: int = 200,
     lock_timeout: str = "2s",
@@ -117,6 +123,8 @@ def install(
     """Install or upgrade pgguard in the connected database.
 
     ``exclude_schemas`` replaces the stored list when given (``None`` keeps it).
+    ``protect_empty`` True refuses dropping or truncating tables that hold no row like any
+    other (False: the empty-table rule lets them through; ``None`` keeps the stored choice).
     ``public_keys`` are :class:`pgguard.keys.PublicKeyRow` values to register.
     ``progress(done, total)`` is called as existing tables get their guard.
     ``mode``: ``"event-triggers"`` or ``"privileges"``; by default the installed one, else
@@ -157,10 +165,12 @@ def install(
     previous, step1_needed = _installed_state(conn, digest)
     if exclude_schemas is not None:
         step1_needed = step1_needed or _stored_excludes(conn) != sorted(set(exclude_schemas))
+    if protect_empty is not None:
+        step1_needed = step1_needed or _stored_protect_empty(conn) != protect_empty
     keys = list(public_keys)
     migrations: tuple[str, ...] = ()
     if step1_needed:
-        migrations = _step1(conn, digest, exclude_schemas)
+        migrations = _step1(conn, digest, exclude_schemas, protect_empty)
     keys_added = _register_keys(conn, keys) if keys else ()
     report = _step2(conn, batch_size, lock_timeout, retries, progress)
     attached, healed, total, problems, batches, retried = report
@@ -193,6 +203,7 @@ def install(
         seconds=time.monotonic() - started,
         batches=batches,
         retries=retried,
+        protect_empty=_stored_protect_empty(conn),
     )
 
 
@@ -359,10 +370,20 @@ def _stored_excludes(conn: psycopg.Connection[Any]) -> list[str]:
     return sorted(row[0]) if row else []
 
 
+def _stored_protect_empty(conn: psycopg.Connection[Any]) -> bool:
+    if conn.execute("SELECT to_regclass('pgguard.settings')").fetchone() == (None,):
+        return False
+    row = conn.execute(
+        "SELECT value FROM pgguard.settings WHERE name = 'protect_empty'"
+    ).fetchone()
+    return bool(row and row[0] is True)
+
+
 def _step1(
     conn: psycopg.Connection[Any],
     digest: str,
     exclude_schemas: Sequence[str] | None,
+    protect_empty: bool | None = None,
     *,
     files: Sequence[Any] | None = None,
     roles: Callable[[psycopg.Connection[Any]], None] | None = None,
@@ -416,6 +437,14 @@ def _step1(
                     ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value
                     """,
                     (sorted(set(exclude_schemas)),),
+                )
+            if protect_empty is not None:
+                raw.execute(
+                    """
+                    INSERT INTO pgguard.settings (name, value) VALUES ('protect_empty', %s)
+                    ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value
+                    """,
+                    (Jsonb(protect_empty),),
                 )
             for path in files if files is not None else resources.sql_files():
                 try:

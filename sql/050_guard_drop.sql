@@ -28,6 +28,9 @@ DECLARE
     own text[];
     hint text;
     tag text := TG_TAG;
+    empty_on boolean;
+    empty_tables text[];
+    empty_cols text[];
 BEGIN
     -- pgguard's own objects first, with nothing but the catalog: the helpers this function
     -- uses may be what is being dropped. No token can approve this (the verifier itself
@@ -48,6 +51,7 @@ BEGIN
             CONSTRAINT = 'op=uninstall';
     END IF;
     excluded := pgguard.excluded_schemas();
+    empty_on := pgguard.empty_rule_on();
     -- DDL always has a transaction id; asking for it here costs nothing extra.
     v_xid := pgguard.current_xid();
     WITH d AS (
@@ -63,42 +67,66 @@ BEGIN
                COALESCE(d.address_names[1] = 'pgguard', false) AS is_own,
                EXISTS (SELECT 1 FROM pgguard.created_tables c
                         WHERE c.xid = v_xid AND c.relid = d.objid
-                          AND d.object_type IN ('table', 'table column')) AS fresh
+                          AND d.object_type IN ('table', 'table column')) AS fresh,
+               -- the empty-table rule (047): a dropped table was measured when the statement
+               -- started; a dropped column's table is still here, locked, and is measured now
+               empty_on AND CASE d.object_type
+                   WHEN 'table' THEN EXISTS (
+                       SELECT 1 FROM pgguard.empty_at_start e
+                        WHERE e.xid = v_xid AND e.tag = TG_TAG AND e.relid = d.objid)
+                   WHEN 'table column' THEN pgguard.tree_holds_no_row(d.objid)
+                   ELSE false END AS empty
           FROM d
     )
     SELECT
         pg_catalog.array_agg(t.tbl) FILTER (
             WHERE t.object_type = 'table' AND (t.original OR t.normal)
-              AND NOT t.fresh AND NOT t.is_excluded AND NOT t.is_own),
+              AND NOT (t.fresh OR t.empty) AND NOT t.is_excluded AND NOT t.is_own),
         pg_catalog.array_agg(t.tbl) FILTER (
             WHERE t.object_type = 'table' AND NOT t.original AND NOT t.normal
-              AND NOT t.fresh AND NOT t.is_excluded AND NOT t.is_own),
+              AND NOT (t.fresh OR t.empty) AND NOT t.is_excluded AND NOT t.is_own),
         pg_catalog.array_agg(t.objid) FILTER (
             WHERE t.object_type = 'table' AND NOT t.original AND NOT t.normal
-              AND NOT t.fresh AND NOT t.is_excluded AND NOT t.is_own),
+              AND NOT (t.fresh OR t.empty) AND NOT t.is_excluded AND NOT t.is_own),
         pg_catalog.array_agg(t.objid) FILTER (
             WHERE t.object_type = 'table' AND (t.original OR t.normal)
-              AND NOT t.fresh AND NOT t.is_excluded AND NOT t.is_own),
+              AND NOT (t.fresh OR t.empty) AND NOT t.is_excluded AND NOT t.is_own),
         pg_catalog.array_agg(
             pgguard.ident_path(t.address_names[1], t.address_names[2], t.address_names[3])
         ) FILTER (
             WHERE t.object_type = 'table column'
-              AND NOT t.fresh AND NOT t.is_excluded AND NOT t.is_own),
+              AND NOT (t.fresh OR t.empty) AND NOT t.is_excluded AND NOT t.is_own),
         pg_catalog.array_agg(t.objid) FILTER (
             WHERE t.object_type = 'table column'
-              AND NOT t.fresh AND NOT t.is_excluded AND NOT t.is_own),
+              AND NOT (t.fresh OR t.empty) AND NOT t.is_excluded AND NOT t.is_own),
         pg_catalog.array_agg(t.objsubid) FILTER (
             WHERE t.object_type = 'table column'
-              AND NOT t.fresh AND NOT t.is_excluded AND NOT t.is_own),
+              AND NOT (t.fresh OR t.empty) AND NOT t.is_excluded AND NOT t.is_own),
         -- a guard dropped with its table is judged as the table; alone, it is an uninstall
         pg_catalog.array_agg(t.tbl) FILTER (
             WHERE t.object_type = 'trigger' AND t.address_names[3] = 'pgguard_truncate_guard'
               AND NOT t.is_excluded
               -- even on a table made in this transaction: it would leave it unguarded
-              AND t.tbl NOT IN (SELECT t2.tbl FROM t t2 WHERE t2.object_type = 'table'))
+              AND t.tbl NOT IN (SELECT t2.tbl FROM t t2 WHERE t2.object_type = 'table')),
+        pg_catalog.array_agg(t.tbl) FILTER (
+            WHERE t.object_type = 'table' AND t.empty
+              AND NOT t.fresh AND NOT t.is_excluded AND NOT t.is_own),
+        pg_catalog.array_agg(
+            pgguard.ident_path(t.address_names[1], t.address_names[2], t.address_names[3])
+        ) FILTER (
+            WHERE t.object_type = 'table column' AND t.empty
+              AND NOT t.fresh AND NOT t.is_excluded AND NOT t.is_own)
       INTO tables_direct, tables_dependent, dependent_oids, direct_oids, cols, col_oids,
-           col_subids, guards
+           col_subids, guards, empty_tables, empty_cols
       FROM t;
+
+    -- what the empty-table rule let through is recorded (and goes if the statement fails)
+    IF empty_tables IS NOT NULL THEN
+        PERFORM pgguard.note_empty_allowed('drop_table', empty_tables, tag);
+    END IF;
+    IF empty_cols IS NOT NULL THEN
+        PERFORM pgguard.note_empty_allowed('drop_column', empty_cols, tag);
+    END IF;
 
     IF guards IS NULL AND tables_direct IS NULL AND tables_dependent IS NULL
        AND cols IS NULL THEN

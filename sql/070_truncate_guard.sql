@@ -24,6 +24,12 @@ BEGIN
                    WHERE c.xid = pgguard.current_xid() AND c.relid = rel) THEN
         RETURN NULL;
     END IF;
+    -- the empty-table rule (047): TRUNCATE holds ACCESS EXCLUSIVE on every table it empties
+    -- before any trigger fires, so no writer can slip a row in after this look
+    IF pgguard.empty_rule_on() AND pgguard.holds_no_row(rel) THEN
+        PERFORM pgguard.note_empty_allowed('truncate', ARRAY[obj], 'TRUNCATE TABLE');
+        RETURN NULL;
+    END IF;
     -- The token's issue time matters only for a renamed table or one with a parent (both
     -- rare): check_override verifies the token either way, so the hot path asks for it once.
     IF has_parent OR EXISTS (SELECT 1 FROM pgguard.renames r WHERE r.relid = rel) THEN

@@ -49,5 +49,5 @@ GRANT EXECUTE ON FUNCTION
     pgguard.privileges_widened(), pgguard.guarded_table_in_excluded_schema(),
     pgguard.excluded_schemas(), pgguard.ident_path(text[]), pgguard.attach_guards(oid[]),
     pgguard.table_guards(), pgguard.recent_activity(interval), pgguard.refusals_total(),
-    pgguard.foreign_owned_objects()
+    pgguard.foreign_owned_objects(), pgguard.on_ddl_start()
 TO PUBLIC;

@@ -49,3 +49,11 @@ DROP EVENT TRIGGER IF EXISTS pgguard_ddl_check;
 CREATE EVENT TRIGGER pgguard_ddl_check ON ddl_command_end
     EXECUTE FUNCTION pgguard_sentinel.on_ddl_end();
 ALTER EVENT TRIGGER pgguard_ddl_check ENABLE ALWAYS;
+
+-- Measures which tables hold no row before a statement that can drop tables takes its locks
+-- (the empty-table rule, 047); only the tags whose drops the rule judges.
+DROP EVENT TRIGGER IF EXISTS pgguard_ddl_start;
+CREATE EVENT TRIGGER pgguard_ddl_start ON ddl_command_start
+    WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED', 'DROP TYPE', 'DROP DOMAIN')
+    EXECUTE FUNCTION pgguard.on_ddl_start();
+ALTER EVENT TRIGGER pgguard_ddl_start ENABLE ALWAYS;

@@ -13,7 +13,9 @@ Fixtures (interface; others write tests against these names):
 - ``db_name`` / ``db_dsn`` / ``admin``: a fresh empty database: its name, a superuser DSN, and an
   autocommit superuser connection.
 - ``guarded_db_name`` / ``guarded_db_dsn`` / ``guarded_admin``: the same for a fresh database
-  made from a per-server template in which ``pgguard.installer.install(conn)`` ran.
+  made from a per-server template in which ``pgguard.installer.install(conn,
+  protect_empty=True)`` ran (so empty tables are refused like any other; tests of the
+  empty-table rule re-run install with the defaults).
 - ``app_role``: :class:`AppRole`, a LOGIN NOSUPERUSER role with CREATE on the test database (the
   guarded one if the test uses a guarded fixture, else ``db_name``) and on schema public.
 - ``make_app_role`` → ``make_app_role(dbname=None, *, prefix="app", grants=True) -> AppRole``;
@@ -54,6 +56,10 @@ def _truthy(name: str) -> bool:
 settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
 if _truthy("CI"):
     settings.load_profile("ci")
+
+# rich wraps at the terminal width (80 when there is none): CLI subprocesses get a wide one, so
+# long paths and tables stay on one line wherever the tests run (xdist workers included)
+os.environ["COLUMNS"] = "250"
 
 EXTERNAL_DSN = os.environ.get("PGGUARD_TEST_DSN") or None
 MAJORS = [int(v) for v in os.environ.get("PGGUARD_PG_VERSIONS", "15").split(",") if v.strip()]
@@ -436,7 +442,10 @@ def _install_pgguard(server: PgServer, dbname: str) -> None:
             raise
         _unavailable("pgguard.installer is not available")
     with psycopg.connect(server.admin_dsn(dbname)) as conn:
-        install(conn)
+        # The attack matrices test what the guard refuses on tables that happen to be empty:
+        # the template keeps them refused. The empty-table rule (on by default) has its own
+        # tests, on databases installed with the defaults.
+        install(conn, protect_empty=True)
         conn.commit()
     # The connection is closed here: a template must have no session attached.
 

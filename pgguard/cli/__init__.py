@@ -162,6 +162,14 @@ def cli() -> None:
     metavar="OP",
     help="with --require-approvals: only for this op (repeatable; default every op)",
 )
+@click.option(
+    "--protect-empty/--allow-empty",
+    "protect_empty",
+    default=None,
+    help="refuse dropping or truncating a table that holds no row, like any other table "
+    "(default: --allow-empty, which lets the server let those through, audited; the stored "
+    "choice is kept when neither is given)",
+)
 @click.option("--batch-size", default=200, show_default=True, help="tables per transaction")
 @click.option(
     "--lock-timeout", default="2s", show_default=True, help="wait per table before retrying it"
@@ -190,6 +198,7 @@ def install(
     no_passphrase: bool,
     require_approvals: int | None,
     for_ops: Sequence[str],
+    protect_empty: bool | None,
     batch_size: int,
     lock_timeout: str,
     mode: str | None,
@@ -206,6 +215,9 @@ def install(
 
     \b
       pgguard install --dsn "$OWNER_DSN" --mode privileges --app-role app_rw
+
+    Example:
+      pgguard install --dsn postgresql://postgres@db/app --key-file approver.pem
     """
     from .. import keys as keymod
     from ..installer import install as do_install
@@ -233,6 +245,7 @@ def install(
         report = do_install(
             conn,
             exclude_schemas=list(exclude_schemas) or None,
+            protect_empty=protect_empty,
             public_keys=rows,
             batch_size=batch_size,
             lock_timeout=lock_timeout,
@@ -267,6 +280,7 @@ def install(
             "problems": [{"table": p.table, "reason": p.reason} for p in report.problems],
             "keys_added": list(report.keys_added),
             "excluded_schemas": list(report.excluded_schemas),
+            "protect_empty": report.protect_empty,
             "seconds": round(report.seconds, 3),
             "complete": report.complete,
             "mode": report.mode,
