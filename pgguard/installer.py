@@ -373,9 +373,7 @@ def _stored_excludes(conn: psycopg.Connection[Any]) -> list[str]:
 def _stored_protect_empty(conn: psycopg.Connection[Any]) -> bool:
     if conn.execute("SELECT to_regclass('pgguard.settings')").fetchone() == (None,):
         return False
-    row = conn.execute(
-        "SELECT value FROM pgguard.settings WHERE name = 'protect_empty'"
-    ).fetchone()
+    row = conn.execute("SELECT value FROM pgguard.settings WHERE name = 'protect_empty'").fetchone()
     return bool(row and row[0] is True)
 
 

@@ -28,15 +28,14 @@ def rule_on(guarded_db_dsn: str) -> None:
 
 
 def audit_reasons(admin: Conn) -> list[tuple[str, str, str | None]]:
-    return admin.execute(
-        "SELECT op, object, reason FROM pgguard.audit ORDER BY id"
-    ).fetchall()  # type: ignore[return-value]
+    return admin.execute("SELECT op, object, reason FROM pgguard.audit ORDER BY id").fetchall()  # type: ignore[return-value]
 
 
 def test_empty_table_drop_column_truncate_allowed_and_audited(
     rule_on: None, actor: Conn, guarded_admin: Conn
 ) -> None:
-    actor.execute("CREATE TABLE e1 (id int, c text); CREATE TABLE e2 (id int); CREATE TABLE e3 (i int)")
+    actor.execute("CREATE TABLE e1 (id int, c text); CREATE TABLE e2 (id int)")
+    actor.execute("CREATE TABLE e3 (i int)")
     actor.execute("ALTER TABLE e1 DROP COLUMN c")
     actor.execute("TRUNCATE e2")
     actor.execute("DROP TABLE e3")
@@ -121,9 +120,7 @@ def test_protect_empty_refuses_them(guarded_db_dsn: str, actor: Conn) -> None:
         refusal(actor, stmt)
 
 
-def test_another_access_method_is_never_taken_for_empty(
-    rule_on: None, guarded_admin: Conn
-) -> None:
+def test_another_access_method_is_never_taken_for_empty(rule_on: None, guarded_admin: Conn) -> None:
     # a table access method could keep its rows anywhere: only heap's size is evidence
     guarded_admin.execute("CREATE ACCESS METHOD heap_alias TYPE TABLE HANDLER heap_tableam_handler")
     guarded_admin.execute("CREATE TABLE odd (id int) USING heap_alias")
