@@ -51,6 +51,8 @@ class AuditEntry:
     seq: int | None = None  # refusals: the number drawn from pgguard.refusal_seq
     suspect: str | None = None  # refusals: why this line may not be the guard's own
     deploy: dict[str, Any] | None = None  # deploys: id, outcome, exit code, restore point, summary
+    #: overrides: None when a token approved it, "empty" when the table held no row
+    reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict (``at`` in ISO 8601)."""
@@ -79,7 +81,7 @@ def read_audit(
         rows = conn.execute(
             """
             SELECT at, kind, op, object, command_tag, session_user_name, application_name,
-                   host(client_addr), jti, sub, why, detail
+                   host(client_addr), jti, sub, why, detail, reason
               FROM pgguard.audit WHERE at > now() - %s ORDER BY at, id
             """,
             (since,),
@@ -105,6 +107,7 @@ def read_audit(
             sub=r[9],
             why=r[10],
             detail=r[11],
+            reason=r[12],
             source="pgguard.audit",
         )  # fmt: skip
         for r in rows

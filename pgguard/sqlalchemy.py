@@ -21,19 +21,34 @@ from sqlalchemy.engine import Connection, Engine
 _SET = "SELECT pg_catalog.set_config('pgguard.token', %s, false)"
 
 
+def _set_on_dbapi(dbapi_conn: Any, token: str) -> None:
+    """Set the token for the session, leaving the DBAPI connection as it found it.
+
+    A session-level ``set_config`` made inside a transaction is undone if that transaction
+    rolls back, so when the connection was idle the setting is committed on its own; when a
+    transaction is already open it belongs to the caller, and the setting joins it.
+    """
+    idle = getattr(getattr(dbapi_conn, "info", None), "transaction_status", None) == 0
+    autocommit = bool(getattr(dbapi_conn, "autocommit", False))
+    cur = dbapi_conn.cursor()
+    try:
+        cur.execute(_SET, (token,))
+    finally:
+        cur.close()
+    if idle and not autocommit:
+        dbapi_conn.commit()
+
+
 def use_token(engine: Engine, token: str | None) -> Callable[[], None]:
     """Present ``token`` on every connection ``engine`` hands out; returns the undo function.
 
     ``None`` or ``""`` presents no token. Connections already in the pool get the token at
-    their next checkout; undoing disposes the pool, so no connection keeps the token.
+    their next checkout; undoing disposes the pool, so no connection keeps the token. No
+    transaction is left open behind the caller's back.
     """
 
     def on_checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
-        cur = dbapi_conn.cursor()
-        try:
-            cur.execute(_SET, (token or "",))
-        finally:
-            cur.close()
+        _set_on_dbapi(dbapi_conn, token or "")
 
     event.listen(engine, "checkout", on_checkout)
 
@@ -46,13 +61,23 @@ def use_token(engine: Engine, token: str | None) -> Callable[[], None]:
 
 
 def apply_env_token(connection: Connection, env_var: str = "PGGUARD_TOKEN") -> bool:
-    """Present ``$PGGUARD_TOKEN`` on this connection (Alembic ``env.py``); True when set."""
+    """Present ``$PGGUARD_TOKEN`` on this connection (Alembic ``env.py``); True when set.
+
+    Works anywhere in ``env.py``'s online mode: before ``context.configure`` (no transaction
+    is begun: Alembic would take one it finds open for an outer transaction it does not own,
+    and roll everything back at close), or inside ``context.begin_transaction()``, where the
+    setting becomes part of the migration's transaction.
+    """
     token = os.environ.get(env_var)
     if not token:
         return False
-    connection.execute(
-        text("SELECT pg_catalog.set_config('pgguard.token', :t, false)"), {"t": token}
-    )
+    if connection.in_transaction():
+        connection.execute(
+            text("SELECT pg_catalog.set_config('pgguard.token', :t, false)"), {"t": token}
+        )
+    else:
+        # straight on the driver connection: SQLAlchemy's autobegin must not see it
+        _set_on_dbapi(connection.connection.dbapi_connection, token)
     return True
 
 

@@ -32,9 +32,12 @@ ALTER SCHEMA pgguard OWNER TO pgguard_owner;
 REVOKE ALL ON SCHEMA pgguard FROM PUBLIC;
 GRANT USAGE ON SCHEMA pgguard TO PUBLIC;
 
--- readable by anyone: what status and the guards need; nothing secret
-GRANT SELECT ON pgguard.installation, pgguard.settings, pgguard.keys TO PUBLIC;
-GRANT SELECT ON pgguard.alembic_version TO PUBLIC;
+-- Readable by anyone: nothing here is secret (public keys, hashes of verified tokens, the audit
+-- trail), and pg_dump locks and reads every table of every schema it dumps - a role that could
+-- dump its database before pgguard was installed must still be able to. pgguard_auditor stays
+-- the role `pgguard audit` documents.
+GRANT SELECT ON ALL TABLES IN SCHEMA pgguard TO PUBLIC;
+GRANT SELECT ON ALL SEQUENCES IN SCHEMA pgguard TO PUBLIC;
 GRANT SELECT ON pgguard.audit, pgguard.spent_tokens, pgguard.refusal_seq TO pgguard_auditor;
 
 -- Callable by any role: what runs in the caller's own rights (the ddl_command_end guard and the

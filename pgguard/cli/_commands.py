@@ -9,5 +9,6 @@ from . import (
     approvals,  # noqa: F401  (cosign, request, approve)
     check,  # noqa: F401
     deploy,  # noqa: F401  (deploy, snapshot, verify, protect-rows)
+    restore,  # noqa: F401
     run,  # noqa: F401  (privilege mode: migration scripts through the executor)
 )
