@@ -45,9 +45,7 @@ def owner_app(admin: Conn, make_app_role: Any) -> Any:
     platform where it created the database."""
     install(admin)
     role = make_app_role()
-    admin.execute(
-        sql.SQL("ALTER SCHEMA public OWNER TO {}").format(sql.Identifier(role.name))
-    )
+    admin.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(sql.Identifier(role.name)))
     return role
 
 
