@@ -9,7 +9,6 @@ puts it there.
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import subprocess
@@ -22,7 +21,6 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from pgguard.check import AlembicSource, CheckOptions, DjangoSource, check
-from pgguard.installer import install
 
 DATA = Path(__file__).parent / "data"
 DJANGO = DATA / "djangoproj"
@@ -31,9 +29,8 @@ PGGUARD = [sys.executable, "-m", "pgguard"]
 
 
 def _opts() -> CheckOptions:
-    # a server without the empty-table rule behaves as `install --protect-empty`
-    has_rule = "protect_empty" in inspect.signature(install).parameters
-    return CheckOptions(protect_empty=not has_rule)
+    # the guarded test template is installed with protect_empty=True (tests/conftest.py)
+    return CheckOptions(protect_empty=True)
 
 
 def _run(args: list[str], env: dict[str, str], cwd: Path | None = None) -> Any:
