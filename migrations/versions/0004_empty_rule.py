@@ -1,15 +1,15 @@
 """The empty-table rule: why an override was granted, and which tables were empty at a drop's start.
 
-Revision ID: 0003_empty_rule
-Revises: 0002_deploys
+Revision ID: 0004_empty_rule
+Revises: 0003_privilege_mode
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0003_empty_rule"
-down_revision = "0002_deploys"
+revision = "0004_empty_rule"
+down_revision = "0003_privilege_mode"
 branch_labels = None
 depends_on = None
 
