@@ -21,6 +21,13 @@ from pgguard.errors import UsageError
 DATA = Path(__file__).parent / "data"
 
 
+@pytest.fixture(autouse=True)
+def _no_foreign_django_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Other tests in the same run may leave DJANGO_SETTINGS_MODULE set: it would win over
+    the test project's manage.py, as in real life."""
+    monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
+
+
 def refused(sql: str, **opts: object) -> list[tuple[int, str, str]]:
     report = check_sql([("m.sql", sql)], CheckOptions(**opts))  # type: ignore[arg-type]
     return [(r.line, r.op, r.object) for r in report.refusals]

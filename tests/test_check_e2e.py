@@ -23,6 +23,15 @@ from psycopg.conninfo import conninfo_to_dict
 from pgguard.check import AlembicSource, CheckOptions, DjangoSource, check
 
 DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def _no_foreign_django_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Other tests in the same run may leave DJANGO_SETTINGS_MODULE set: it would win over
+    the test project's manage.py, as in real life."""
+    monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
+
+
 DJANGO = DATA / "djangoproj"
 ALEMBIC = DATA / "alembicproj"
 PGGUARD = [sys.executable, "-m", "pgguard"]
@@ -41,7 +50,8 @@ def _run(args: list[str], env: dict[str, str], cwd: Path | None = None) -> Any:
 def approver(tmp_path: Path, guarded_db_dsn: str) -> dict[str, str]:
     """An approver key registered in the guarded database; env for `pgguard allow`."""
     key, pub = tmp_path / "approver.pem", tmp_path / "approver.pub"
-    env = {k: v for k, v in os.environ.items() if k not in ("PGOPTIONS", "PGGUARD_TOKEN")}
+    drop = ("PGOPTIONS", "PGGUARD_TOKEN", "DJANGO_SETTINGS_MODULE")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     res = _run(
         [
             *PGGUARD,
