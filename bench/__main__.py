@@ -133,15 +133,16 @@ def main(argv: list[str] | None = None) -> int:
         "started_at": report.now(),
     }
     results: dict[str, list[Row]] = {}
+    stem = "RESULTS-quick" if args.quick else "RESULTS"
     for major in [0] if args.dsn else majors:
         with server(args.dsn, major) as (admin_dsn, binaries):
             version, rows = run_server(admin_dsn, binaries, names, repeat, args.quick)
             results[version] = rows
             print("\n".join(report.table(rows)), file=sys.stderr)
-    meta["finished_at"] = report.now()
-    meta["versions"] = list(results)
-    stem = "RESULTS-quick" if args.quick else "RESULTS"
-    md, js = report.write(args.out_dir, stem, results, meta)
+        # written after each server, so a long run interrupted later keeps what it measured
+        meta["finished_at"] = report.now()
+        meta["versions"] = list(results)
+        md, js = report.write(args.out_dir, stem, results, meta)
     print(f"wrote {md} and {js}", file=sys.stderr)
     return 0
 
