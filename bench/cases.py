@@ -385,3 +385,97 @@ def install_sizes(lab: Lab) -> list[Row]:
     rows[1].verdict = scale <= 1.25 and mem <= 1.25
     rows[1].note += f"; time per table ×{scale:.2f} and peak memory ×{mem:.2f} of the {small:,} run"
     return rows
+
+
+@case("privmode")
+def privmode(lab: Lab) -> list[Row]:
+    """Privilege mode: schema changes through the executor, next to the same DDL run directly.
+
+    Two more databases owned by a non-superuser owner credential, each with existing tables;
+    one gets pgguard in privilege mode. The same CREATE TABLE / ADD COLUMN / CREATE INDEX
+    statements (one transaction each) run directly as the owner on the plain one and as the
+    app role through ``pgguard.run_ddl`` on the guarded one.
+    """
+    import uuid
+
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from pgguard.installer import install
+
+    n = 9 if lab.quick else 150
+    existing = 5 if lab.quick else 100
+    tag = uuid.uuid4().hex[:8]
+    owner, app = f"bench_own_{tag}", f"bench_app_{tag}"
+
+    def dsn(db: str, user: str, password: str) -> str:
+        params = conninfo_to_dict(lab.dsn(db))
+        params.update(user=user, password=password)
+        return make_conninfo("", **params)
+
+    def stmts(prefix: str) -> list[str]:
+        out = []
+        for i in range(n):
+            t = f"public.{prefix}{i - i % 3}"
+            out.append(
+                [
+                    f"CREATE TABLE {t} (id int PRIMARY KEY, v text)",
+                    f"ALTER TABLE {t} ADD COLUMN c int",
+                    f"CREATE INDEX ON {t} (v)",
+                ][i % 3]
+            )
+        return out
+
+    lab.admin.execute(
+        sql.SQL("CREATE ROLE {} LOGIN CREATEROLE PASSWORD 'x'").format(sql.Identifier(owner))
+    )
+    dbs: list[str] = []
+    try:
+        for _ in range(2):
+            db = lab.create_db("pgguard_bench_priv")
+            dbs.append(db)
+            lab.admin.execute(
+                sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                    sql.Identifier(db), sql.Identifier(owner)
+                )
+            )
+            with lab.connect_db(db) as c:
+                c.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(sql.Identifier(owner)))
+            with psycopg.connect(dsn(db, owner, "x"), autocommit=True) as c:
+                fresh_schema(c, "pre", existing)
+        with psycopg.connect(dsn(dbs[1], owner, "x"), autocommit=True) as c:
+            password = install(c, mode="privileges", app_role=app).app_password or ""
+        direct: list[float] = []
+        executor: list[float] = []
+        for r in range(lab.repeat):
+            batch = stmts(f"b{r}_")
+            for side in ("direct", "executor") if r % 2 == 0 else ("executor", "direct"):
+                through = side == "executor"
+                user, pw = (app, password) if through else (owner, "x")
+                with psycopg.connect(dsn(dbs[1] if through else dbs[0], user, pw)) as conn:
+                    t = time.perf_counter()
+                    for s in batch:
+                        if through:
+                            conn.execute("SELECT pgguard.run_ddl(%s)", (s,))
+                        else:
+                            conn.execute(s.encode())
+                        conn.commit()
+                    (executor if through else direct).append(time.perf_counter() - t)
+    finally:
+        for db in dbs:
+            lab.drop_db(db)
+        for role in (app, owner):
+            lab.admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+    return [
+        Row(
+            "privmode",
+            f"privilege mode: {n} schema changes through pgguard.run_ddl, one transaction each",
+            "s",
+            "direct DDL",
+            "through the executor",
+            direct,
+            executor,
+            "≤ 1.5×",
+            at_most(1.5),
+        )
+    ]
