@@ -98,28 +98,13 @@ def test_alembic_through_the_executor(platform: Platform, tmp_path: Path) -> Non
     assert app.execute("SELECT count(*) FROM public.entries").fetchone() == (1,)
 
 
-BACKEND = """\
-from django.db.backends.postgresql import base
-
-from pgguard.django.privmode import PrivilegeSchemaEditor
-
-
-class DatabaseWrapper(base.DatabaseWrapper):
-    SchemaEditorClass = PrivilegeSchemaEditor
-"""
-
-
 def _django_project(p: Platform, tmp_path: Path) -> tuple[list[str], dict[str, str]]:
     proj = tmp_path / "shop"
     shutil.copytree(DATA / "djangoproj", proj)
-    backend = proj / "privbackend"
-    backend.mkdir()
-    (backend / "__init__.py").write_text("")
-    (backend / "base.py").write_text(BACKEND)
     settings = proj / "shopsite" / "settings.py"
     settings.write_text(
         settings.read_text().replace(
-            '"ENGINE": "django.db.backends.postgresql"', '"ENGINE": "privbackend"'
+            '"ENGINE": "django.db.backends.postgresql"', '"ENGINE": "pgguard.django"'
         )
     )
     from psycopg.conninfo import conninfo_to_dict

@@ -10,6 +10,7 @@ from django.db.backends.postgresql import base as pg_base
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
 from ..errors import GuardRefused
+from .privmode import PrivilegeSchemaEditor
 
 logger = logging.getLogger("pgguard")
 
@@ -82,7 +83,10 @@ class ReportingCursorDebugWrapper(_Reporting, CursorDebugWrapper):  # type: igno
 
 
 class DatabaseWrapper(pg_base.DatabaseWrapper):  # type: ignore[misc]
-    """Django's PostgreSQL ``DatabaseWrapper`` whose cursors tell pgguard's refusals."""
+    """Django's PostgreSQL ``DatabaseWrapper`` whose cursors tell pgguard's refusals; in
+    privilege mode its schema editor sends schema changes through ``pgguard.run_ddl``."""
+
+    SchemaEditorClass = PrivilegeSchemaEditor
 
     def make_cursor(self, cursor: Any) -> Any:
         return ReportingCursorWrapper(cursor, self)
