@@ -167,6 +167,7 @@ def status(conn: psycopg.Connection[Any]) -> Status:
     }
     total = conn.execute("SELECT pgguard.refusals_total()").fetchone()
     row_limits = _row_limits(conn)
+    row_limits_missing = _row_limits_missing(conn)
     integrity = conn.execute(
         "SELECT pgguard.foreign_owned_objects(), pgguard.privileges_widened()"
     ).fetchone()
@@ -191,6 +192,7 @@ def status(conn: psycopg.Connection[Any]) -> Status:
     if integrity and integrity[1]:
         problems.append(f"a write privilege was granted on pgguard's objects: {integrity[1]}")
     problems.extend(mode_problems)
+    problems.extend(row_limits_missing)
     for lim in row_limits:
         if lim.enabled != "always":
             problems.append(
@@ -225,6 +227,21 @@ def status(conn: psycopg.Connection[Any]) -> Status:
         mode=mode,
         row_limits=row_limits,
     )
+
+
+def _row_limits_missing(conn: psycopg.Connection[Any]) -> list[str]:
+    """Row-loss limits recorded by `protect-rows` whose trigger is gone."""
+    row = conn.execute("SELECT to_regprocedure('pgguard.row_limits_missing()')").fetchone()
+    if row is None or row[0] is None:
+        return []
+    return [
+        f"the row-loss limit ({r[1]}) on {r[0]} is missing: its trigger was dropped"
+        " (pgguard protect-rows puts it back)"
+        for r in conn.execute(
+            "SELECT pgguard.ident_path(schema_name, table_name), op"
+            " FROM pgguard.row_limits_missing() ORDER BY 1, 2"
+        )
+    ]
 
 
 def _row_limits(conn: psycopg.Connection[Any]) -> tuple[RowLimitState, ...]:

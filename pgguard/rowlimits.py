@@ -137,6 +137,13 @@ def protect_rows(
     args = [sql.Literal(str(max_rows)), sql.Literal(repr(float(max_fraction)))]
     try:
         with conn.transaction():
+            # recorded first: taking a limit away needs a token (the record is what lets
+            # `status` notice a trigger dropped behind pgguard's back)
+            conn.execute(
+                "SELECT pgguard.record_row_limits("
+                " ARRAY(SELECT to_regclass(x)::oid FROM unnest(%s::text[]) x), %s::text[], %s)",
+                (names, sorted(wanted), remove),
+            )
             for name in names:
                 table = sql.SQL(name)  # a regclass rendering: quoted where it must be
                 for event, trigger in TRIGGERS.items():

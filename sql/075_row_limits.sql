@@ -153,3 +153,70 @@ AS $$
      WHERE t.tgname IN ('pgguard_row_limit_delete', 'pgguard_row_limit_update')
        AND t.tgfoid = 'pgguard.row_limit_guard()'::pg_catalog.regprocedure
 $$;
+
+-- Which tables were given row-loss limits, kept in pgguard.settings ('row_limits': relid ->
+-- ops) so that a trigger dropped behind pgguard's back (its table's owner may drop it) shows as
+-- a problem in `pgguard status`. Adding is allowed to the table's owner; taking a limit away
+-- (`protect-rows --remove`, or re-running it without an op) needs a token with op uninstall on
+-- the table, else the owner could drop the trigger and then clear the record that betrays it.
+CREATE OR REPLACE FUNCTION pgguard.record_row_limits(rels oid[], ops text[], remove boolean)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+DECLARE
+    rec jsonb := COALESCE((SELECT s.value FROM pgguard.settings s WHERE s.name = 'row_limits'),
+                          '{}'::jsonb);
+    rel oid;
+    obj text;
+    had jsonb;
+    keep jsonb;
+    dropped text[];
+BEGIN
+    FOREACH rel IN ARRAY rels LOOP
+        SELECT pgguard.ident_path(n.nspname, c.relname) INTO obj
+          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.oid = rel
+           AND pg_catalog.pg_has_role(session_user, c.relowner, 'MEMBER');
+        IF obj IS NULL THEN
+            RAISE EXCEPTION 'pgguard: only the owner of table % may change its row-loss limits',
+                rel::regclass USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        had := COALESCE(rec -> rel::text, '[]'::jsonb);
+        keep := CASE WHEN remove THEN '[]'::jsonb ELSE pg_catalog.to_jsonb(ops) END;
+        dropped := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(had)
+                         EXCEPT SELECT pg_catalog.jsonb_array_elements_text(keep)
+                         ORDER BY 1);
+        IF pg_catalog.cardinality(dropped) > 0 THEN
+            PERFORM pgguard.check_override('uninstall', ARRAY[obj], 'PROTECT-ROWS', NULL, '{}',
+                pg_catalog.format('pgguard: refusing to remove the row-loss limit (%s) of "%s"',
+                                  pg_catalog.array_to_string(dropped, ', '), obj));
+        END IF;
+        rec := CASE WHEN keep = '[]'::jsonb THEN rec - rel::text
+                    ELSE pg_catalog.jsonb_set(rec, ARRAY[rel::text], keep) END;
+    END LOOP;
+    INSERT INTO pgguard.settings (name, value) VALUES ('row_limits', rec)
+    ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value;
+END
+$$;
+
+-- Recorded limits whose trigger is gone (or no longer pgguard's) on a table that still exists.
+CREATE OR REPLACE FUNCTION pgguard.row_limits_missing()
+RETURNS TABLE (schema_name text, table_name text, op text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+    SELECT n.nspname::text, c.relname::text, o.op
+      FROM pgguard.settings s,
+           pg_catalog.jsonb_each(s.value) e(relid, ops),
+           pg_catalog.jsonb_array_elements_text(e.ops) o(op)
+      JOIN pg_catalog.pg_class c ON true
+      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE s.name = 'row_limits' AND c.oid = e.relid::oid
+       AND NOT EXISTS (
+           SELECT 1 FROM pg_catalog.pg_trigger t
+            WHERE t.tgrelid = c.oid
+              AND t.tgname = CASE o.op WHEN 'delete_rows' THEN 'pgguard_row_limit_delete'
+                                       ELSE 'pgguard_row_limit_update' END
+              AND t.tgfoid = 'pgguard.row_limit_guard()'::pg_catalog.regprocedure)
+$$;

@@ -10,5 +10,7 @@ GRANT EXECUTE ON FUNCTION
     pgguard.row_limit_guard(),
     pgguard.row_limit_check(oid, text, text, text, bigint, bigint, numeric, bigint),
     pgguard.row_limits(),
-    pgguard.token_covers(text, text)
+    pgguard.token_covers(text, text),
+    pgguard.record_row_limits(oid[], text[], boolean),
+    pgguard.row_limits_missing()
 TO PUBLIC;

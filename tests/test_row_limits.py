@@ -162,7 +162,14 @@ def test_session_cannot_fake_its_way_with_a_setting_of_another_table(tenants: Co
                    had=10)  # fmt: skip
 
 
-def test_list_remove_and_bad_input(guarded_admin: Conn, tenants: Conn) -> None:
+def _uninstall_token(conn: Conn, approver: rsa.RSAPrivateKey, *objects: str) -> None:
+    token = issue_token(approver, ttl=300, ops=["uninstall"], objects=list(objects))
+    conn.execute("SELECT set_config('pgguard.token', %s, false)", (token,))
+
+
+def test_list_remove_and_bad_input(
+    guarded_admin: Conn, tenants: Conn, approver: rsa.RSAPrivateKey
+) -> None:
     limits = list_row_limits(guarded_admin)
     assert {(lim.table, lim.op, lim.max_rows, lim.max_fraction, lim.enabled) for lim in limits} == {
         ("public.tenants", "delete_rows", 1000, 0.5, "always"),
@@ -176,6 +183,14 @@ def test_list_remove_and_bad_input(guarded_admin: Conn, tenants: Conn) -> None:
         protect_rows(guarded_admin, ["public.tenants"], max_fraction=0)
     with pytest.raises(UsageError):
         protect_rows(guarded_admin, [])
+    with pytest.raises(psycopg.Error) as info:  # taking a limit away needs a token
+        protect_rows(guarded_admin, ["public.tenants"], remove=True)
+    assert info.value.sqlstate == "PGG01"
+    assert info.value.diag.message_primary == (
+        "pgguard: refusing to remove the row-loss limit (delete_rows, update_rows) of "
+        '"public.tenants"'
+    )
+    _uninstall_token(guarded_admin, approver, "public.tenants", "public.members")
     report = protect_rows(guarded_admin, ["public.tenants"], remove=True)
     assert report.removed == ("tenants",)
     assert {lim.table for lim in report.limits} == {"public.members"}
@@ -218,7 +233,8 @@ def test_status_lists_limits_and_reports_a_disabled_one(guarded_admin: Conn, ten
     )
 
 
-def test_deletes_only(guarded_admin: Conn, tenants: Conn) -> None:
+def test_deletes_only(guarded_admin: Conn, tenants: Conn, approver: rsa.RSAPrivateKey) -> None:
+    _uninstall_token(guarded_admin, approver, "public.tenants")  # update_rows goes away
     report = protect_rows(guarded_admin, ["public.tenants"], ops=["delete_rows"])
     assert {(lim.table, lim.op) for lim in report.limits if lim.table == "public.tenants"} == {
         ("public.tenants", "delete_rows")
@@ -227,3 +243,38 @@ def test_deletes_only(guarded_admin: Conn, tenants: Conn) -> None:
     assert refused(tenants, "DELETE FROM tenants").constraint == "op=delete_rows"
     with pytest.raises(UsageError):
         protect_rows(guarded_admin, ["public.tenants"], ops=["drop_table"])
+
+
+def test_dropped_trigger_shows_in_status_and_record_needs_a_token(
+    guarded_admin: Conn, tenants: Conn, approver: rsa.RSAPrivateKey
+) -> None:
+    # the table's owner (superuser or app role) may drop the trigger itself...
+    tenants.execute("DROP TRIGGER pgguard_row_limit_delete ON tenants")
+    st = status(guarded_admin)
+    assert not st.healthy
+    assert st.problems == (
+        "the row-loss limit (delete_rows) on public.tenants is missing: its trigger was dropped"
+        " (pgguard protect-rows puts it back)",
+    )
+    # ...but cannot clear the record that betrays it without an uninstall token
+    r = refused(tenants, "SELECT pgguard.record_row_limits(ARRAY['tenants'::regclass::oid],"
+                         " '{}', true)")  # fmt: skip
+    assert r.constraint == "op=uninstall"
+    assert r.message == (
+        "pgguard: refusing to remove the row-loss limit (delete_rows, update_rows) of "
+        '"public.tenants"'
+    )
+    # nor add records for tables it does not own
+    guarded_admin.execute("CREATE TABLE admin_only (id int)")
+    if tenants.info.user != guarded_admin.info.user:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            tenants.execute(
+                "SELECT pgguard.record_row_limits("
+                "ARRAY['admin_only'::regclass::oid], '{delete_rows}', false)"
+            )
+    # re-running protect-rows puts it back; status is healthy again
+    protect_rows(guarded_admin, ["public.tenants"])
+    assert status(guarded_admin).healthy
+    _uninstall_token(tenants, approver, "public.tenants")
+    tenants.execute("SELECT pgguard.record_row_limits(ARRAY['tenants'::regclass::oid], '{}', true)")
+    tenants.execute("RESET pgguard.token")
