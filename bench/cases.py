@@ -429,6 +429,11 @@ def privmode(lab: Lab) -> list[Row]:
     lab.admin.execute(
         sql.SQL("CREATE ROLE {} LOGIN CREATEROLE PASSWORD 'x'").format(sql.Identifier(owner))
     )
+    # pgguard_owner is cluster-wide and the event-trigger install made it already: the owner
+    # credential needs ADMIN on it (on PG 16+ CREATEROLE alone does not give that)
+    lab.admin.execute(
+        sql.SQL("GRANT pgguard_owner TO {} WITH ADMIN OPTION").format(sql.Identifier(owner))
+    )
     dbs: list[str] = []
     try:
         for _ in range(2):
