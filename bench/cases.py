@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from psycopg import sql
 
-from .lab import GUARDED, PLAIN, Conn, Lab, Row, fresh_schema
+from .lab import GUARDED, PLAIN, Conn, Lab, Row, backend_cpu, fresh_schema
 
 CaseFn = Callable[[Lab], list[Row]]
 CASES: dict[str, CaseFn] = {}
@@ -92,6 +92,8 @@ def _mix_rows(lab: Lab, in_transaction: bool) -> list[Row]:
             times[GUARDED],
             "≤ 1.5×",
             at_most(1.5),
+            cpu_a=times.cpu[PLAIN],
+            cpu_b=times.cpu[GUARDED],
         )
     ]
 
@@ -133,6 +135,8 @@ def other_ddl(lab: Lab) -> list[Row]:
             times[GUARDED],
             "≤ 1.10×",
             at_most(1.10),
+            cpu_a=times.cpu[PLAIN],
+            cpu_b=times.cpu[GUARDED],
         )
     ]
 
@@ -154,6 +158,8 @@ def create_table(lab: Lab) -> list[Row]:
             times[GUARDED],
             "≤ 1.6×",
             at_most(1.6),
+            cpu_a=times.cpu[PLAIN],
+            cpu_b=times.cpu[GUARDED],
         )
     ]
 
@@ -183,6 +189,8 @@ def truncate_many(lab: Lab) -> list[Row]:
             times[GUARDED],
             "≤ 2×",
             at_most(2.0),
+            cpu_a=times.cpu[PLAIN],
+            cpu_b=times.cpu[GUARDED],
         )
     ]
 
@@ -207,6 +215,8 @@ def drop_schema(lab: Lab) -> list[Row]:
             times[GUARDED],
             "≤ 1.3×",
             at_most(1.3),
+            cpu_a=times.cpu[PLAIN],
+            cpu_b=times.cpu[GUARDED],
         )
     ]
 
@@ -227,15 +237,20 @@ def session_growth(lab: Lab) -> list[Row]:
     truncate = _truncate_all(n)
     fresh: list[float] = []
     truncated: list[float] = []
+    cpu: dict[str, list[float]] = {"fresh": [], "truncated": []}
     for r in range(lab.repeat):
         for kind in ("fresh", "truncated") if r % 2 == 0 else ("truncated", "fresh"):
             with lab.session(GUARDED, token=True) as conn:
                 work(conn)  # warm: both sessions have compiled the event-trigger functions
                 if kind == "truncated":
                     conn.execute(truncate)
+                c0 = backend_cpu(conn)
                 t = time.perf_counter()
                 work(conn)
                 (fresh if kind == "fresh" else truncated).append(time.perf_counter() - t)
+                c1 = backend_cpu(conn)
+                if c0 is not None and c1 is not None:
+                    cpu[kind].append(c1 - c0)
     row = Row(
         "session_growth",
         f"{len(stmts)} DDL statements after TRUNCATE of {n} tables in the same session",
@@ -246,6 +261,8 @@ def session_growth(lab: Lab) -> list[Row]:
         truncated,
         "no growth (≤ 1.05×)",
         at_most(1.05),
+        cpu_a=cpu["fresh"],
+        cpu_b=cpu["truncated"],
     )
     if row.a and row.b:
         delta = (statistics.median(row.b) - statistics.median(row.a)) / len(stmts) * 1000
@@ -452,12 +469,14 @@ def privmode(lab: Lab) -> list[Row]:
             password = install(c, mode="privileges", app_role=app).app_password or ""
         direct: list[float] = []
         executor: list[float] = []
+        cpu: dict[str, list[float]] = {"direct": [], "executor": []}
         for r in range(lab.repeat):
             batch = stmts(f"b{r}_")
             for side in ("direct", "executor") if r % 2 == 0 else ("executor", "direct"):
                 through = side == "executor"
                 user, pw = (app, password) if through else (owner, "x")
                 with psycopg.connect(dsn(dbs[1] if through else dbs[0], user, pw)) as conn:
+                    c0 = backend_cpu(conn)
                     t = time.perf_counter()
                     for s in batch:
                         if through:
@@ -466,6 +485,9 @@ def privmode(lab: Lab) -> list[Row]:
                             conn.execute(s.encode())
                         conn.commit()
                     (executor if through else direct).append(time.perf_counter() - t)
+                    c1 = backend_cpu(conn)
+                    if c0 is not None and c1 is not None:
+                        cpu[side].append(c1 - c0)
     finally:
         for db in dbs:
             lab.drop_db(db)
@@ -482,5 +504,7 @@ def privmode(lab: Lab) -> list[Row]:
             executor,
             "≤ 1.5×",
             at_most(1.5),
+            cpu_a=cpu["direct"],
+            cpu_b=cpu["executor"],
         )
     ]

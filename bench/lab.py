@@ -44,6 +44,9 @@ class Row:
     pg: str = ""
     #: the verdict of a row judged otherwise than by its ratio (install times)
     verdict: bool | None = None
+    #: seconds of CPU the session's server process used (local servers; see backend_cpu)
+    cpu_a: list[float] = field(default_factory=list)
+    cpu_b: list[float] = field(default_factory=list)
 
     @property
     def ratio(self) -> float | None:
@@ -51,6 +54,14 @@ class Row:
         if not self.a or not self.b:
             return None
         a, b = statistics.median(self.a), statistics.median(self.b)
+        return b / a if a else None
+
+    @property
+    def cpu_ratio(self) -> float | None:
+        """b / a of the medians of the server processes' CPU time, when measured."""
+        if not self.cpu_a or not self.cpu_b:
+            return None
+        a, b = statistics.median(self.cpu_a), statistics.median(self.cpu_b)
         return b / a if a else None
 
     @property
@@ -84,11 +95,37 @@ class Row:
             "a": stats(self.a),
             "b": stats(self.b),
             "ratio": self.ratio,
+            "cpu_a": stats(self.cpu_a),
+            "cpu_b": stats(self.cpu_b),
+            "cpu_ratio": self.cpu_ratio,
             "goal": self.goal,
             "met": self.met,
             "note": self.note,
             **({"extra": self.extra} if self.extra else {}),
         }
+
+
+def backend_cpu(conn: Conn) -> float | None:
+    """CPU seconds the session's server process has used so far, or None when unknown.
+
+    Read from /proc/<pid>/schedstat (time on a CPU, in ns), so only for a server on this
+    machine. Unlike wall-clock time it does not grow when other processes take the CPU: on a
+    shared machine it is the steadier measure of the guard's own work (the client's round
+    trips are not in it).
+    """
+    try:
+        with open(f"/proc/{conn.info.backend_pid}/schedstat") as f:
+            return int(f.read().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class Timings(dict[str, list[float]]):
+    """Wall-clock seconds per side, and (``cpu``) the server process's CPU seconds per side."""
+
+    def __init__(self, sides: tuple[str, ...]) -> None:
+        super().__init__({s: [] for s in sides})
+        self.cpu: dict[str, list[float]] = {s: [] for s in sides}
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -188,14 +225,14 @@ class Lab:
         token: bool = False,
         sides: tuple[str, str] = (PLAIN, GUARDED),
         repeat: int | None = None,
-    ) -> dict[str, list[float]]:
+    ) -> Timings:
         """Time ``work`` on both sides, alternating which goes first (ABBA...).
 
         Per run: ``setup`` in a session holding the token (untimed), then a fresh session
         (with the token if ``token``), ``prepare`` in it (untimed), and ``work`` timed.
         Returns the seconds per side.
         """
-        out: dict[str, list[float]] = {s: [] for s in sides}
+        out = Timings(sides)
         for r in range(repeat or self.repeat):
             order = sides if r % 2 == 0 else sides[::-1]
             for side in order:
@@ -205,5 +242,9 @@ class Lab:
                 with self.session(side, token=token) as conn:
                     if prepare is not None:
                         prepare(conn)
+                    cpu = backend_cpu(conn)
                     out[side].append(timed(lambda c=conn: work(c)))  # type: ignore[misc]
+                    after = backend_cpu(conn)
+                    if cpu is not None and after is not None:
+                        out.cpu[side].append(after - cpu)
         return out

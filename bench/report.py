@@ -57,8 +57,9 @@ def _verdict(row: Row) -> str:
 def table(rows: list[Row]) -> list[str]:
     """Markdown table lines for ``rows`` (one server version)."""
     lines = [
-        "| case | unguarded, median (min–max) | guarded, median (min–max) | ratio | goal | |",
-        "|---|---|---|---|---|---|",
+        "| case | unguarded, median (min–max) | guarded, median (min–max) | ratio"
+        " | server CPU ratio | goal | |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         unit = " tps" if r.unit == "tps" else " s"
@@ -69,7 +70,8 @@ def table(rows: list[Row]) -> list[str]:
         note = f"<br>{r.note}" if r.note else ""
         a = _fmt(r.a, r.unit) + (unit if r.a else "")
         b = _fmt(r.b, r.unit) + (unit if r.b else "")
-        lines.append(f"| {label}{note} | {a} | {b} | {ratio} | {r.goal} | {_verdict(r)} |")
+        cpu = f"{r.cpu_ratio:.2f}×" if r.cpu_ratio is not None else "—"
+        lines.append(f"| {label}{note} | {a} | {b} | {ratio} | {cpu} | {r.goal} | {_verdict(r)} |")
     return lines
 
 
@@ -89,7 +91,9 @@ def write(
         "",
         f"Measured {meta['finished_at']} by `{meta['command']}` "
         f"({meta['repeat']} interleaved runs per side; ratio = guarded / unguarded of the "
-        "medians, for pgbench guarded tps / unguarded tps).",
+        "medians, for pgbench guarded tps / unguarded tps; server CPU ratio = the same for the "
+        "CPU time of the session's server process, which other load on the machine does not "
+        "inflate; goals are judged on the wall-clock ratio).",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}, "
         f"Python {m['python']}; load average at start {m['load_average_at_start']} "

@@ -47,6 +47,8 @@ def test_bench_quick_runs_and_writes_results(pg_server: PgServer, tmp_path: Path
     for r in rows:
         assert len(r["a"]["samples"]) == len(r["b"]["samples"]) == 1
         assert r["ratio"] > 0 and r["goal"]
+        if pg_server.cluster is not None:  # a server on this machine: its CPU time is read too
+            assert r["cpu_ratio"] > 0, r
     md = (tmp_path / "RESULTS-quick.md").read_text()
     assert f"## PostgreSQL {pg_server.version}" in md
     assert "migration mix, 30 statements, autocommit" in md
