@@ -177,7 +177,9 @@ def truncate_many(lab: Lab) -> list[Row]:
     """TRUNCATE of 1,000 tables in one statement, with a token (a fresh session, as a tool's)."""
     n = _many(lab)
     stmt = _truncate_all(n)
-    times = lab.ab(lambda c: c.execute(stmt), setup=lambda c: fresh_schema(c, "tr", n), token=True)
+    times = lab.ab(
+        lambda c: c.execute(stmt), setup=lambda c: fresh_schema(c, "tr", n, rows=True), token=True
+    )
     return [
         Row(
             "truncate_many",
@@ -201,7 +203,7 @@ def drop_schema(lab: Lab) -> list[Row]:
     n = _many(lab)
     times = lab.ab(
         lambda c: c.execute("DROP SCHEMA ds CASCADE"),
-        setup=lambda c: fresh_schema(c, "ds", n),
+        setup=lambda c: fresh_schema(c, "ds", n, rows=True),
         token=True,
     )
     return [
@@ -230,7 +232,7 @@ def session_growth(lab: Lab) -> list[Row]:
     for _ in range(pairs):
         stmts += ["CREATE INDEX sg_ix ON sg.t (a)", "DROP INDEX sg.sg_ix"]
     with lab.session(GUARDED, token=True) as s:
-        fresh_schema(s, "tr", n)
+        fresh_schema(s, "tr", n, rows=True)
         fresh_schema(s, "sg")
         s.execute("CREATE TABLE sg.t (a int, b int)")
     work = run_statements(stmts)

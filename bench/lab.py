@@ -149,13 +149,24 @@ def make_tables(conn: Conn, schema: str, n: int, per_stmt: int = 500) -> None:
         )
 
 
-def fresh_schema(conn: Conn, schema: str, tables: int = 0) -> None:
-    """Drop ``schema`` (with everything in it) and create it again, with ``tables`` tables."""
+def fresh_schema(conn: Conn, schema: str, tables: int = 0, *, rows: bool = False) -> None:
+    """Drop ``schema`` (with everything in it) and create it again, with ``tables`` tables.
+
+    ``rows``: one row in each table, so that dropping or truncating them takes the token path
+    (a table holding no row may go without one: the empty-table rule).
+    """
     ident = sql.Identifier(schema)
     conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(ident))
     conn.execute(sql.SQL("CREATE SCHEMA {}").format(ident))
     if tables:
         make_tables(conn, schema, tables)
+    if tables and rows:
+        conn.execute(
+            sql.SQL(
+                "DO $$ BEGIN FOR i IN 1..{} LOOP EXECUTE pg_catalog.format("
+                "'INSERT INTO %I.%I VALUES (1, ''x'')', {}, 't' || i); END LOOP; END $$"
+            ).format(sql.Literal(tables), sql.Literal(schema))
+        )
 
 
 @dataclass
