@@ -158,7 +158,9 @@ def install(
         if caps.event_triggers and mode is None and installed is None:
             chosen = privmode.MODE_EVENT_TRIGGERS
         else:
-            return _install_privileges(conn, caps, started, exclude_schemas, public_keys, app_role)
+            return _install_privileges(
+                conn, caps, started, exclude_schemas, public_keys, app_role, protect_empty
+            )
     _check_privileges(conn)
 
     digest = sql_digest()
@@ -218,6 +220,7 @@ def _install_privileges(
     exclude_schemas: Sequence[str] | None,
     public_keys: Iterable[Any],
     app_role: str | None,
+    protect_empty: bool | None = None,
 ) -> InstallReport:
     from . import privmode
 
@@ -226,7 +229,13 @@ def _install_privileges(
         row = conn.execute("SELECT package_version FROM pgguard.installation").fetchone()
         previous = row[0] if row else None
         _refuse_newer(conn)
-    done = privmode.install(conn, caps, app_role=app_role, exclude_schemas=exclude_schemas)
+    done = privmode.install(
+        conn,
+        caps,
+        app_role=app_role,
+        exclude_schemas=exclude_schemas,
+        protect_empty=protect_empty,
+    )
     keys = list(public_keys)
     keys_added = _register_keys(conn, keys) if keys else ()
     migrations: tuple[str, ...] = ()

@@ -429,6 +429,7 @@ def install(
     *,
     app_role: str | None,
     exclude_schemas: Sequence[str] | None,
+    protect_empty: bool | None = None,
 ) -> tuple[PrivilegeInstall, tuple[str, ...]] | None:
     """The privilege-mode install, in ONE transaction: a guard is whole or not there at all.
 
@@ -454,8 +455,12 @@ def install(
             " pgguard.settings WHERE name = 'exclude_schemas'"
         ).fetchone()
         stored_excl = sorted(row[0]) if row else []
-    if is_current(conn, code, app_role) and (
-        exclude_schemas is None or sorted(set(exclude_schemas)) == stored_excl
+    from .installer import _stored_protect_empty
+
+    if (
+        is_current(conn, code, app_role)
+        and (exclude_schemas is None or sorted(set(exclude_schemas)) == stored_excl)
+        and (protect_empty is None or _stored_protect_empty(conn) == protect_empty)
     ):
         return None
     exists = conn.execute("SELECT to_regrole(%s) IS NOT NULL", (role,)).fetchone() == (True,)
@@ -514,7 +519,13 @@ def install(
             give_up_owner(raw)
 
     migrations = _step1(
-        conn, code, exclude_schemas, files=sql_files(), roles=make_roles, finish=finish
+        conn,
+        code,
+        exclude_schemas,
+        protect_empty,
+        files=sql_files(),
+        roles=make_roles,
+        finish=finish,
     )
     return (
         PrivilegeInstall(

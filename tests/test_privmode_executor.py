@@ -487,3 +487,43 @@ def test_token_does_not_follow_a_rename(shared: Platform, app: psycopg.Connectio
     run_ddl(app, "ALTER TABLE public.tenants RENAME COLUMN legacy TO old_legacy")
     e = ddl_error(app, "ALTER TABLE public.tenants DROP COLUMN old_legacy")
     assert "got its current name at" in (e.diag.message_detail or "")
+
+
+def test_empty_table_rule(shared: Platform) -> None:
+    """A table holding no row may go without a token, measured before the statement runs
+    (the rule of sql/047); one with rows, even deleted ones not yet vacuumed away, may not."""
+    app = shared.connect("app")
+    for name in ("vacant", "was_full"):
+        run_ddl(app, f"CREATE TABLE public.{name} (a int, b int)")
+    app.execute("INSERT INTO public.was_full VALUES (1, 1)")
+    app.execute("DELETE FROM public.was_full")
+    set_token(app, "")
+    assert run_ddl(app, "ALTER TABLE public.vacant DROP COLUMN b") == "ALTER TABLE"
+    assert run_ddl(app, "DROP TABLE public.vacant") == "DROP TABLE"
+    e = ddl_error(app, "DROP TABLE public.was_full")
+    assert e.sqlstate == "PGG01" and 'drop table "public.was_full"' in str(e)
+    e = ddl_error(app, "ALTER TABLE public.was_full DROP COLUMN b")
+    assert e.sqlstate == "PGG01"
+    with shared.server.connect(shared.dbname) as admin:
+        rows = admin.execute(
+            "SELECT op, object, reason FROM pgguard.audit WHERE reason = 'empty'"
+            " AND object LIKE 'public.vacant%' ORDER BY id"
+        ).fetchall()
+    assert rows == [
+        ("drop_column", "public.vacant.b", "empty"),
+        ("drop_table", "public.vacant", "empty"),
+    ]
+    set_token(app, token(shared, ops=["drop_table"], obj=["public.was_full"]))
+    run_ddl(app, "DROP TABLE public.was_full")
+
+
+def test_protect_empty_in_privilege_mode(pg_server: Any, make_db: Any) -> None:
+    p = make_platform(pg_server, make_db)
+    try:
+        p.install(protect_empty=True)
+        app = p.connect("app")
+        run_ddl(app, "CREATE TABLE public.vacant (a int)")
+        e = ddl_error(app, "DROP TABLE public.vacant")
+        assert e.sqlstate == "PGG01"
+    finally:
+        p.close()

@@ -250,6 +250,13 @@ DECLARE
     v_xid bigint;
     new_rels oid[];
     g oid[];
+    empty_on boolean := pgguard.empty_rule_on();
+    probe oid[];          -- tables the statement drops, to measure before it runs again
+    b_empty oid[] := '{}';
+    measured boolean := false;
+    rel oid;
+    empty_t text[];
+    empty_c text[];
 BEGIN
     lex := pgguard.statement_words(statement);
     IF lex.problem IS NOT NULL THEN
@@ -295,9 +302,40 @@ BEGIN
     SELECT pg_catalog.string_agg(pg_catalog.quote_ident(s), ', ' ORDER BY o) INTO path
       FROM pg_catalog.unnest(caller_schemas) WITH ORDINALITY AS u(s, o)
      WHERE s NOT IN ('pg_catalog', 'pgguard', 'pgguard_sentinel') AND s NOT LIKE 'pg\_temp%';
-    PERFORM pg_catalog.set_config('search_path', COALESCE(path || ', ', '') || 'pg_temp', true);
-    EXECUTE statement;
-    PERFORM pg_catalog.set_config('search_path', pinned, true);
+    -- The empty-table rule (047): a table that holds no row may go without a token. Whether
+    -- it held one must be read before it is gone, and only a statement that drops tables
+    -- needs to know: it runs once in a subtransaction, is undone when it dropped any, the
+    -- tables it dropped are locked (ACCESS EXCLUSIVE, to the end of the transaction: no
+    -- writer can slip in) and measured, and then it runs again for real.
+    LOOP
+        BEGIN
+            PERFORM pg_catalog.set_config('search_path',
+                                          COALESCE(path || ', ', '') || 'pg_temp', true);
+            EXECUTE statement;
+            PERFORM pg_catalog.set_config('search_path', pinned, true);
+            IF empty_on AND NOT measured THEN
+                probe := ARRAY(
+                    SELECT x FROM pg_catalog.unnest(b_rel) x
+                    EXCEPT
+                    SELECT c.oid FROM pg_catalog.pg_class c
+                     WHERE c.relnamespace = ANY (g) AND c.relkind IN ('r', 'p')
+                       AND c.relpersistence <> 't');
+                IF pg_catalog.cardinality(probe) > 0 THEN
+                    RAISE EXCEPTION USING ERRCODE = 'PGGE0';  -- internal: measure, run again
+                END IF;
+            END IF;
+            EXIT;
+        EXCEPTION WHEN SQLSTATE 'PGGE0' THEN
+            PERFORM pg_catalog.set_config('search_path', pinned, true);
+            FOREACH rel IN ARRAY probe LOOP
+                EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE',
+                                          rel::pg_catalog.regclass);
+            END LOOP;
+            b_empty := ARRAY(SELECT x FROM pg_catalog.unnest(probe) x
+                              WHERE pgguard.holds_no_row(x));
+            measured := true;
+        END;
+    END LOOP;
 
     -- Nothing replaceable runs until pgguard itself is known to be unchanged: the statement
     -- ran as the owner of pgguard's functions. Inline comparisons only.
@@ -368,6 +406,27 @@ BEGIN
        AND NOT EXISTS (SELECT 1 FROM pgguard.created_tables ct
                         WHERE ct.xid = v_xid AND ct.relid = b.rel);
 
+    IF empty_on AND (gone_t IS NOT NULL OR gone_c IS NOT NULL) THEN
+        -- tables measured empty before the statement; columns of a table (and its
+        -- partitions) that holds no row now, under the statement's lock
+        SELECT pg_catalog.array_agg(t.path) FILTER (WHERE t.oid = ANY (b_empty)),
+               pg_catalog.array_agg(t.path) FILTER (WHERE NOT t.oid = ANY (b_empty)),
+               pg_catalog.array_agg(t.oid) FILTER (WHERE NOT t.oid = ANY (b_empty))
+          INTO empty_t, gone_t, gone_oid
+          FROM unnest(gone_t, gone_oid) AS t(path, oid);
+        SELECT pg_catalog.array_agg(c.path) FILTER (WHERE pgguard.tree_holds_no_row(c.oid)),
+               pg_catalog.array_agg(c.path) FILTER (WHERE NOT pgguard.tree_holds_no_row(c.oid)),
+               pg_catalog.array_agg(c.oid) FILTER (WHERE NOT pgguard.tree_holds_no_row(c.oid)),
+               pg_catalog.array_agg(c.num) FILTER (WHERE NOT pgguard.tree_holds_no_row(c.oid))
+          INTO empty_c, gone_c, gone_c_oid, gone_c_num
+          FROM unnest(gone_c, gone_c_oid, gone_c_num) AS c(path, oid, num);
+        IF empty_t IS NOT NULL THEN
+            PERFORM pgguard.note_empty_allowed('drop_table', empty_t, tag);
+        END IF;
+        IF empty_c IS NOT NULL THEN
+            PERFORM pgguard.note_empty_allowed('drop_column', empty_c, tag);
+        END IF;
+    END IF;
     IF gone_t IS NOT NULL OR gone_c IS NOT NULL THEN
         claims := (pgguard.presented_token()).claims;
         issued := pg_catalog.to_timestamp((claims ->> 'iat')::double precision);
