@@ -189,6 +189,9 @@ def test_guard_trigger_tampering_and_unlogged() -> None:
         (2, "unlogged", "public.e")
     ]
     assert refused("BEGIN;\nCREATE TABLE e (a int);\nALTER TABLE e SET UNLOGGED;\nCOMMIT;") == []
+    # an unlogged table is not made unlogged again; SET LOGGED makes the next one count
+    sql = "CREATE UNLOGGED TABLE u (a int);\nALTER TABLE u SET UNLOGGED;\nALTER TABLE u SET LOGGED;"
+    assert refused(sql + "\nALTER TABLE u SET UNLOGGED;") == [(4, "unlogged", "public.u")]
     sql = """
     ALTER TABLE t DISABLE TRIGGER ALL;
     DROP TRIGGER pgguard_truncate_guard ON t;

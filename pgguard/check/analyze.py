@@ -359,6 +359,7 @@ class Analyzer:
         t = self._new_table(rv, rows=False)
         if t is None:
             return
+        t.unlogged = rv.relpersistence == "u"
         t.on_commit_drop = node.oncommit == OnCommitAction.ONCOMMIT_DROP
         t.partitioned = node.partspec is not None
         t.parents = [p.id for p in parents]
@@ -663,9 +664,18 @@ class Analyzer:
                 if isinstance(cmd.def_, ast.ColumnDef):
                     t.columns[cmd.name].type = self._type_key(cmd.def_.typeName)
             elif st == AlterTableType.AT_SetUnLogged:
-                # no empty-table exemption here: the table would stay unlogged
-                if self.guarded(t) and t.created_tx != self.tx and not t.partitioned:
+                # no empty-table exemption here: the table would stay unlogged; an unlogged
+                # table is not rewritten again, so nothing fires
+                if (
+                    self.guarded(t)
+                    and t.created_tx != self.tx
+                    and not t.partitioned
+                    and not t.unlogged
+                ):
                     self.refuse("unlogged", t)
+                t.unlogged = True
+            elif st == AlterTableType.AT_SetLogged:
+                t.unlogged = False
             elif st == AlterTableType.AT_AddConstraint:
                 self._constraint(t, cmd.def_)
             elif st == AlterTableType.AT_AddInherit and isinstance(cmd.def_, ast.RangeVar):

@@ -53,6 +53,7 @@ class Table:
     #: carries pgguard_truncate_guard (attached where the table was made or moved, unless in a
     #: system or excluded schema; kept when moved into a system schema)
     has_guard: bool = True
+    unlogged: bool = False
     #: a typed table (CREATE TABLE … OF type) goes with its type
     of_type: Key | None = None
 
