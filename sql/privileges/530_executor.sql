@@ -218,6 +218,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pgguard, pg_temp
 SET standard_conforming_strings = on
 SET check_function_bodies = on
+SET jit = off  -- its catalog queries are costed past jit_above_cost: compiling cost more
 AS $$
 DECLARE
     pinned CONSTANT text := 'pg_catalog, pgguard, pg_temp';
