@@ -73,3 +73,45 @@ def test_usage_error_exits_2() -> None:
     assert result.exit_code == 2
     result = CliRunner().invoke(cli, ["status", "--no-such-flag"])
     assert result.exit_code == 2
+
+
+def _leaf_commands() -> list[tuple[str, ...]]:
+    leaves = []
+    for path in all_commands():
+        cmd: click.Command = cli
+        for part in path:
+            assert isinstance(cmd, click.Group)
+            cmd = cmd.commands[part]
+        if not isinstance(cmd, click.Group):
+            leaves.append(path)
+    return leaves
+
+
+def _command(path: tuple[str, ...]) -> click.Command:
+    cmd: click.Command = cli
+    for part in path:
+        assert isinstance(cmd, click.Group)
+        cmd = cmd.commands[part]
+    return cmd
+
+
+@pytest.mark.parametrize("path", _leaf_commands(), ids=" ".join)
+def test_every_command_help_shows_an_example(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(cli, [*path, "--help"])
+    # an indented command line, as the examples in every --help are written
+    assert re.search(r"^\s+(\$ )?pgguard \S+|Examples?:\s+pgguard \S+", result.output, re.M), (
+        result.output
+    )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in _leaf_commands() if any("--json" in o.opts for o in _command(p).params)],
+    ids=" ".join,
+)
+def test_every_json_output_is_documented(path: tuple[str, ...]) -> None:
+    # the README documents each --json shape under a heading or sentence naming it
+    name = " ".join(path)
+    assert re.search(rf"`(pgguard )?{re.escape(name)}[^`]*--json", README), (
+        f"README does not document `{name} --json`"
+    )

@@ -311,7 +311,12 @@ def install(
 @dsn_option
 @json_option
 def status(dsn: str | None, as_json: bool) -> None:
-    """Health check: exit 0 healthy, 1 degraded, 4 not installed."""
+    """Health check: exit 0 healthy, 1 degraded, 4 not installed.
+
+    \b
+    Example (a deploy's health gate):
+      pgguard status --json --dsn "$DATABASE_URL" | jq .healthy
+    """
     from ..health import status as read_status
 
     with _connection(dsn) as conn:
@@ -362,6 +367,10 @@ def uninstall(dsn: str | None, token: str | None, yes: bool) -> None:
 
     Needs a token with op uninstall: pgguard allow --op uninstall --object pgguard -- pgguard
     uninstall. Where no approver key is registered, the installing superuser confirms with --yes.
+
+    \b
+    Example:
+      pgguard allow --op uninstall --object pgguard --once -- pgguard uninstall --dsn "$ADMIN_DSN"
     """
     from ..removal import uninstall as do_uninstall
 
@@ -503,7 +512,13 @@ def run_with_token(args: Sequence[str], token: str) -> NoReturn:
 
 @cli.group()
 def keys() -> None:
-    """Approver keys: create a private key, register, list and revoke public keys."""
+    """Approver keys: create a private key, register, list and revoke public keys.
+
+    \b
+    Rotation, for example:
+      pgguard keys create --out new.pem --public-out new.pub
+      pgguard keys add new.pub --comment "alice, 2026" && pgguard keys revoke OLD_KID
+    """
 
 
 @keys.command("create")
@@ -604,7 +619,12 @@ def keys_add(
 @dsn_option
 @json_option
 def keys_list(dsn: str | None, as_json: bool) -> None:
-    """List registered keys, live and revoked."""
+    """List registered keys, live and revoked.
+
+    \b
+    Example:
+      pgguard keys list --json --dsn "$ADMIN_DSN"
+    """
     from ..keystore import list_keys
 
     with _connection(dsn) as conn:
@@ -642,7 +662,12 @@ def keys_list(dsn: str | None, as_json: bool) -> None:
 @click.argument("kid")
 @dsn_option
 def keys_revoke(kid: str, dsn: str | None) -> None:
-    """Revoke a key: tokens it signed stop working at once."""
+    """Revoke a key: tokens it signed stop working at once.
+
+    \b
+    Example:
+      pgguard keys revoke 3e4ea96de181b4e4 --dsn "$ADMIN_DSN"
+    """
     from ..keystore import revoke_key
 
     with _connection(dsn) as conn:
@@ -663,7 +688,12 @@ def keys_revoke(kid: str, dsn: str | None) -> None:
 )
 @json_option
 def audit(dsn: str | None, since: str, log_file: Path | None, as_json: bool) -> None:
-    """Overrides and refusals: who, what, when, with which token."""
+    """Overrides and refusals: who, what, when, with which token.
+
+    \b
+    Example:
+      pgguard audit --since 7d --json | jq '.entries[] | select(.kind == "override")'
+    """
     from ..audit import read_audit
 
     with _connection(dsn) as conn:
@@ -694,7 +724,12 @@ def audit(dsn: str | None, since: str, log_file: Path | None, as_json: bool) -> 
 @dsn_option
 @click.option("--pg-version", default=None, type=int, help="major of the throwaway server")
 def demo(dsn: str | None, pg_version: int | None) -> None:
-    """The whole story end to end, against --dsn or a throwaway local server."""
+    """The whole story end to end, against --dsn or a throwaway local server.
+
+    \b
+    Example:
+      pgguard demo                 # starts and removes its own PostgreSQL
+    """
     from ..demo import run_demo
 
     sys.exit(run_demo(dsn, pg_version=pg_version, say=lambda text: err.print(text, soft_wrap=True)))
