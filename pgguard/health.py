@@ -172,6 +172,7 @@ def status(conn: psycopg.Connection[Any]) -> Status:
         "SELECT pgguard.foreign_owned_objects(), pgguard.privileges_widened()"
     ).fetchone()
     mode_problems = privmode.status_problems(conn) if mode == privmode.MODE_PRIVILEGES else []
+    bypasses = _bypasses(conn)
     _end(conn)
 
     problems: list[str] = []
@@ -198,6 +199,7 @@ def status(conn: psycopg.Connection[Any]) -> Status:
             problems.append(
                 f"the row-loss limit ({lim.op}) on {lim.table} is {lim.enabled}, not enabled always"
             )
+    problems.extend(bypasses)
     notes: list[str] = []
     if installed_version != __version__:
         notes.append(
@@ -256,6 +258,68 @@ def _row_limits(conn: psycopg.Connection[Any]) -> tuple[RowLimitState, ...]:
             " enabled FROM pgguard.row_limits() ORDER BY 1, 2"
         )
     )
+
+
+def _bypasses(conn: psycopg.Connection[Any]) -> list[str]:
+    """Ways around the guard that settings and grants open, which no event trigger sees:
+    members of the protected role (they can forge pgguard's records), and on PostgreSQL 17+
+    ``event_triggers = off`` (it silences even ``ENABLE ALWAYS`` triggers) in role or database
+    settings or granted with ``SET ON PARAMETER``. ``pgguard doctor`` explains each."""
+    found: list[str] = []
+    row = conn.execute(
+        """
+        SELECT array_agg(r.rolname::text ORDER BY r.rolname)
+          FROM pg_catalog.pg_roles r
+         WHERE NOT r.rolsuper AND r.rolname <> 'pgguard_owner'
+           AND r.rolname <> (SELECT i.installed_by FROM pgguard.installation i)
+           AND pg_catalog.pg_has_role(r.oid, 'pgguard_owner'::regrole, 'MEMBER')
+        """
+    ).fetchone()
+    if row and row[0]:
+        found.append(
+            f"role(s) {', '.join(row[0])} are members of pgguard_owner and can forge pgguard's"
+            " records: REVOKE pgguard_owner FROM them"
+        )
+    if conn.info.server_version >= 170000:
+        settings = conn.execute(
+            """
+            SELECT pg_catalog.format('%s%s',
+                       CASE WHEN s.setrole = 0 THEN 'every role'
+                            ELSE 'role ' || s.setrole::regrole::text END,
+                       CASE WHEN s.setdatabase = 0 THEN '' ELSE ' in this database' END)
+              FROM pg_catalog.pg_db_role_setting s, pg_catalog.unnest(s.setconfig) c
+             WHERE s.setdatabase IN (0, (SELECT d.oid FROM pg_catalog.pg_database d
+                                          WHERE d.datname = pg_catalog.current_database()))
+               AND pg_catalog.split_part(c, '=', 1) = 'event_triggers'
+               AND pg_catalog.lower(pg_catalog.split_part(c, '=', 2))
+                   IN ('off', 'of', 'false', 'fals', 'fal', 'fa', 'f', 'no', 'n', '0')
+             ORDER BY 1
+            """
+        ).fetchall()
+        for (where,) in settings:
+            found.append(f"event_triggers = off is set for {where}: the guard does not fire there")
+        server = conn.execute(
+            "SELECT source FROM pg_catalog.pg_settings WHERE name = 'event_triggers'"
+            " AND setting = 'off' AND source IN ('configuration file', 'command line',"
+            " 'environment variable', 'default')"
+        ).fetchone()
+        if server:
+            found.append(f"event_triggers = off in the server's {server[0]}: the guard is off")
+    if conn.info.server_version >= 150000:
+        grants = conn.execute(
+            """
+            SELECT pg_catalog.format('SET on parameter %s to %s', p.parname,
+                       CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END)
+              FROM pg_catalog.pg_parameter_acl p, pg_catalog.aclexplode(p.paracl) a
+             WHERE p.parname IN ('event_triggers', 'session_replication_role')
+               AND a.privilege_type = 'SET'
+             ORDER BY 1
+            """
+        ).fetchall()
+        for (grant,) in grants:
+            if grant.startswith("SET on parameter event_triggers"):
+                found.append(f"{grant} is granted: that role can switch the guard off")
+    return found
 
 
 def _end(conn: psycopg.Connection[Any]) -> None:

@@ -27,6 +27,7 @@ from . import resources
 from ._version import __version__
 from .connect import check_server
 from .errors import (
+    GuardRefused,
     InstallError,
     NewerSchemaInstalled,
     PgguardError,
@@ -42,6 +43,8 @@ EVENT_TRIGGERS = (
     "pgguard_drop_check",
     "pgguard_ddl_check",
     "pgguard_ddl_start",
+    "pgguard_watch_start",
+    "pgguard_table_rewrite",
 )
 OWNER_ROLE = "pgguard_owner"
 AUDITOR_ROLE = "pgguard_auditor"
@@ -427,6 +430,8 @@ def _step1(
                     sql.Identifier(OWNER_ROLE)
                 )
             )
+            if exclude_schemas is not None:
+                _authorize_exclusion(raw, exclude_schemas)
             # Our own DDL on schema pgguard would be refused as `uninstall`: the event triggers
             # go first and come back at the end of this same transaction (sql/990).
             for name in EVENT_TRIGGERS:
@@ -468,7 +473,8 @@ def _step1(
                 "   FROM pg_catalog.pg_class c"
                 "   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
                 "  WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'"
-                "    AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgguard')"
+                "    AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgguard',"
+                "                          'pgguard_sentinel', 'pgguard_watch')"
                 " ON CONFLICT (relid) DO NOTHING"
             )
             # links made before pgguard watched them: a token for a parent covers them
@@ -503,6 +509,45 @@ def _step1(
             conn.rollback()
         conn.autocommit = True
     return tuple(r for r in after if r not in before)
+
+
+def _authorize_exclusion(conn: psycopg.Connection[Any], exclude_schemas: Sequence[str]) -> None:
+    """Excluding a schema that holds protected tables switches their guard off: like removing a
+    guard, that needs a token with op ``uninstall`` covering those tables (presented as usual,
+    e.g. ``pgguard allow --op uninstall --object 'app.*' -- pgguard install --exclude-schema
+    app``). Runs before the event triggers go, while pgguard's verifier is in place."""
+    if conn.execute("SELECT to_regprocedure('pgguard.table_guards()')").fetchone() == (None,):
+        return
+    row = conn.execute(
+        """
+        SELECT array_agg(pgguard.ident_path(n.nspname, c.relname) ORDER BY 1),
+               array_agg(DISTINCT n.nspname::text)
+          FROM pg_catalog.pg_trigger t
+          JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         WHERE t.tgname = 'pgguard_truncate_guard' AND n.nspname = ANY (%s::text[])
+           AND NOT (n.nspname = ANY (pgguard.excluded_schemas()))
+        """,
+        (list(exclude_schemas),),
+    ).fetchone()
+    if row is None or not row[0]:
+        return
+    tables, schemas = row
+    message = (
+        f'pgguard: refusing to exclude schema "{sorted(schemas)[0]}", which holds protected tables'
+    )
+    try:
+        with conn.transaction():
+            conn.execute(
+                "SELECT pgguard.check_override('uninstall', %s::text[], 'PGGUARD INSTALL',"
+                " NULL, '{}', %s)",
+                (tables, message),
+            )
+    except psycopg.Error as e:
+        refused = GuardRefused.from_diag(e)
+        if refused is not None:
+            raise refused from e
+        raise
 
 
 def _alembic_revisions(conn: psycopg.Connection[Any]) -> list[str]:

@@ -30,7 +30,7 @@ MODE_PRIVILEGES = "privileges"
 OWNER_ROLE = "pgguard_owner"
 AUDITOR_ROLE = "pgguard_auditor"
 #: sql/ files that only event-trigger mode applies: they create event triggers, or guard them.
-EVENT_TRIGGER_ONLY = ("095_sentinel.sql", "990_event_triggers.sql")
+EVENT_TRIGGER_ONLY = ("095_sentinel.sql", "096_watch.sql", "990_event_triggers.sql")
 #: What the app role may do to data in guarded schemas. TRUNCATE included on purpose: the
 #: ENABLE ALWAYS guard trigger then answers with PGG01 and the HINT, not "permission denied".
 TABLE_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE, TRUNCATE"

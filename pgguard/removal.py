@@ -91,6 +91,7 @@ def uninstall(
         take_install_lock(conn)
         conn.execute("DROP SCHEMA IF EXISTS pgguard CASCADE")
         conn.execute("DROP SCHEMA IF EXISTS pgguard_sentinel CASCADE")
+        conn.execute("DROP SCHEMA IF EXISTS pgguard_watch CASCADE")
     for role in (OWNER_ROLE, AUDITOR_ROLE):
         # roles are cluster-wide: another database's pgguard may still need them
         try:

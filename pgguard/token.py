@@ -48,8 +48,8 @@ Encoding (issuer)
        cannot de-escape characters it cannot represent, so the server calls such a token
        malformed. ``issue_token`` writes ASCII JSON, but ``why`` may escape any character.)
     g. ``ops``: non-empty array of strings, each one of ``drop_table drop_column truncate
-       uninstall delete_rows update_rows`` (duplicates allowed). ``obj``: non-empty array of
-       pattern strings; each pattern split on ``.`` has 1–3 segments, none empty.
+       uninstall delete_rows update_rows unlogged`` (duplicates allowed). ``obj``: non-empty
+       array of pattern strings; each pattern split on ``.`` has 1–3 segments, none empty.
 2. Key → :class:`TokenUnknownKey` (no key with that kid) / :class:`TokenRevokedKey`.
 3. Signature → :class:`TokenBadSignature`: the decoded ``sig`` must be exactly ``k`` bytes
    and verify as RSASSA-PKCS1-v1_5/SHA-256 over the ASCII bytes ``pgg1.<kid>.<payload>``
@@ -143,7 +143,7 @@ __all__ = [
 
 PREFIX = "pgg1"
 KNOWN_OPS = frozenset(
-    {"drop_table", "drop_column", "truncate", "uninstall", "delete_rows", "update_rows"}
+    {"drop_table", "drop_column", "truncate", "uninstall", "delete_rows", "update_rows", "unlogged"}
 )
 DEFAULT_OPS: tuple[str, ...] = ("drop_table", "drop_column", "truncate")
 DEFAULT_OBJECTS: tuple[str, ...] = ("*",)

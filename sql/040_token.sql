@@ -84,7 +84,7 @@ BEGIN
                 RETURN;
             ELSIF name = 'ops' AND (x #>> '{}') NOT IN ('drop_table', 'drop_column', 'truncate',
                                                         'uninstall', 'delete_rows',
-                                                        'update_rows') THEN
+                                                        'update_rows', 'unlogged') THEN
                 problem := pg_catalog.format('unknown operation %s', x);
                 RETURN;
             ELSIF name = 'obj' AND (
@@ -158,7 +158,14 @@ BEGIN
             RETURN;
         END IF;
         token_kid := parts[2];
-        SELECT p.claims, p.problem INTO c, problem FROM pgguard.parse_claims(parts[3]) p;
+        BEGIN
+            SELECT p.claims, p.problem INTO c, problem FROM pgguard.parse_claims(parts[3]) p;
+        EXCEPTION WHEN OTHERS THEN
+            -- a claim the json type accepts but text cannot hold (\u0000) fails deep inside
+            -- json operators: whatever fails here is a malformed token, refused as such
+            c := NULL;
+            problem := 'a claim cannot be read (' || SQLERRM || ')';
+        END;
         IF problem IS NOT NULL THEN
             failure := 'the override token is malformed: ' || problem;
             reason := 'malformed';
@@ -275,4 +282,18 @@ AS $$
         || COALESCE((SELECT pg_catalog.string_agg(' --object ' || pgguard.shell_quote(x), '' ORDER BY x)
                        FROM o), '')
         || ' --db ' || pgguard.shell_quote(pg_catalog.current_database())
+$$;
+
+-- The line before which renames and attachments count as older than the token. A token's iat
+-- is the approver's clock, and the server accepts it up to 60 s ahead: while a token is still
+-- "from the future", its iat cannot be trusted to say what it came after, so the line moves
+-- back by that leeway (a rename or attachment made since then is not covered). NULL: no token.
+CREATE OR REPLACE FUNCTION pgguard.token_cutoff(claims jsonb) RETURNS timestamptz
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+    SELECT pg_catalog.to_timestamp((claims ->> 'iat')::double precision)
+           - CASE WHEN (claims ->> 'iat')::numeric
+                       > EXTRACT(epoch FROM pg_catalog.clock_timestamp())
+                  THEN interval '60 seconds' ELSE interval '0' END
 $$;

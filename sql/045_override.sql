@@ -25,6 +25,7 @@ BEGIN
         WHEN 'drop_table' THEN 'drop table'
         WHEN 'drop_column' THEN 'drop column'
         WHEN 'truncate' THEN 'truncate table'
+        WHEN 'unlogged' THEN 'make unlogged table'
         ELSE 'change pgguard object' END || pg_catalog.format(' "%s"', objs[1]))
         || CASE WHEN n > 1 THEN pg_catalog.format(' and %s more', n - 1) ELSE '' END;
     -- The refused transaction rolls back, and pgguard.audit with it: the server log is where

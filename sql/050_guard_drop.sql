@@ -3,6 +3,28 @@
 -- Fired by event trigger pgguard_sql_drop (ENABLE ALWAYS). SECURITY DEFINER so it can read
 -- pgguard.created_tables, which sessions can neither read nor write.
 
+-- Forget the bookkeeping of the tables this sql_drop reports (names, renames, links): their
+-- oids may be reused. Reads the server's own event data only.
+CREATE OR REPLACE FUNCTION pgguard.forget_dropped_tables() RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pgguard, pg_temp
+SET enable_seqscan = off
+AS $$
+BEGIN
+    DELETE FROM pgguard.relation_names n
+     WHERE n.relid IN (SELECT o.objid FROM pg_catalog.pg_event_trigger_dropped_objects() o
+                        WHERE o.object_type = 'table');
+    DELETE FROM pgguard.renames n
+     WHERE n.relid IN (SELECT o.objid FROM pg_catalog.pg_event_trigger_dropped_objects() o
+                        WHERE o.object_type = 'table');
+    DELETE FROM pgguard.attachments a
+     WHERE a.relid IN (SELECT o.objid FROM pg_catalog.pg_event_trigger_dropped_objects() o
+                        WHERE o.object_type = 'table')
+        OR a.parent IN (SELECT o.objid FROM pg_catalog.pg_event_trigger_dropped_objects() o
+                         WHERE o.object_type = 'table');
+END
+$$;
+
 CREATE OR REPLACE FUNCTION pgguard.on_sql_drop() RETURNS event_trigger
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pgguard, pg_temp
@@ -15,6 +37,8 @@ DECLARE
     tables_dependent text[];
     dependent_oids oid[];
     late text[];
+    late_oids oid[];
+    guard_oids oid[];
     direct_oids oid[];
     col_oids oid[];
     col_subids integer[];
@@ -37,8 +61,8 @@ BEGIN
     -- would go); `pgguard uninstall` drops the event triggers before anything else.
     SELECT pg_catalog.array_agg(d.object_identity) INTO own
       FROM pg_catalog.pg_event_trigger_dropped_objects() d
-     WHERE d.schema_name IN ('pgguard', 'pgguard_sentinel')
-        OR (d.object_type = 'schema' AND d.object_identity IN ('pgguard', 'pgguard_sentinel'));
+     WHERE d.schema_name IN ('pgguard', 'pgguard_sentinel', 'pgguard_watch')
+        OR (d.object_type = 'schema' AND d.object_identity IN ('pgguard', 'pgguard_sentinel', 'pgguard_watch'));
     IF own IS NOT NULL THEN
         RAISE EXCEPTION USING
             ERRCODE = 'PGG01',
@@ -130,6 +154,9 @@ BEGIN
 
     IF guards IS NULL AND tables_direct IS NULL AND tables_dependent IS NULL
        AND cols IS NULL THEN
+        -- nothing to judge (temporary, fresh, excluded tables), but their bookkeeping must go
+        -- all the same: a table made later with the same oid must not inherit it
+        PERFORM pgguard.forget_dropped_tables();
         RETURN;
     END IF;
 
@@ -144,7 +171,7 @@ BEGIN
              WHERE EXISTS (SELECT 1 FROM pgguard.attachments a
                             WHERE a.relid = x.oid AND a.attached_at >= pg_catalog.now()));
         claims := (pgguard.presented_token()).claims;
-        issued := pg_catalog.to_timestamp((claims ->> 'iat')::double precision);
+        issued := pgguard.token_cutoff(claims);
         IF issued IS NOT NULL THEN
             WITH RECURSIVE up(child, anc) AS (
                 SELECT a.relid, a.parent FROM pgguard.attachments a
@@ -157,7 +184,7 @@ BEGIN
                   FROM up JOIN pg_catalog.pg_event_trigger_dropped_objects() o
                     ON o.objid = up.anc AND o.object_type = 'table'
             ), judged AS (
-                SELECT x.tbl, EXISTS (SELECT 1 FROM named n
+                SELECT x.tbl, x.oid, EXISTS (SELECT 1 FROM named n
                                        WHERE n.child = x.oid
                                          AND pgguard.claims_cover(claims, 'drop_table', n.anc))
                               AS by_ancestor
@@ -165,8 +192,9 @@ BEGIN
             )
             SELECT pg_catalog.array_agg(j.tbl) FILTER (WHERE j.by_ancestor),
                    pg_catalog.array_agg(j.tbl) FILTER (WHERE NOT j.by_ancestor),
+                   pg_catalog.array_agg(j.oid) FILTER (WHERE NOT j.by_ancestor),
                    (SELECT pg_catalog.array_agg(DISTINCT n.anc) FROM named n)
-              INTO tables_dependent, late, ancestors
+              INTO tables_dependent, late, late_oids, ancestors
               FROM judged j;
         END IF;
     END IF;
@@ -185,7 +213,7 @@ BEGIN
     -- name (rename, schema move) does not cover it, or renaming into an approved glob would
     -- stretch the approval.
     claims := COALESCE(claims, (pgguard.presented_token()).claims);
-    issued := pg_catalog.to_timestamp((claims ->> 'iat')::double precision);
+    issued := pgguard.token_cutoff(claims);
     IF issued IS NOT NULL THEN
         SELECT x.obj, x.op, x.at INTO renamed FROM (
             SELECT d.tbl AS obj, 'drop_table' AS op, pgguard.renamed_since(d.oid, 0, issued) AS at
@@ -193,6 +221,14 @@ BEGIN
             UNION ALL
             SELECT c.col, 'drop_column', pgguard.renamed_since(c.oid, c.sub, issued)
               FROM unnest(cols, col_oids, col_subids) AS c(col, oid, sub)
+            UNION ALL
+            -- named because attached since the token: matched by name, so renames count too
+            SELECT d.tbl, 'drop_table', pgguard.renamed_since(d.oid, 0, issued)
+              FROM unnest(late, late_oids) AS d(tbl, oid)
+            UNION ALL
+            -- a guard dropped alone is matched by its table's name under op uninstall
+            SELECT g.tbl, 'uninstall', pgguard.renamed_since(pg_catalog.to_regclass(g.tbl), 0, issued)
+              FROM unnest(guards) AS g(tbl)
         ) x WHERE x.at IS NOT NULL LIMIT 1;
         IF FOUND THEN
             PERFORM pgguard.refuse(renamed.op, ARRAY[renamed.obj], pg_catalog.format(
@@ -211,17 +247,6 @@ BEGIN
     PERFORM pgguard.check_override('drop_table', tables_dependent, tag, hint,
                                    COALESCE(ancestors, '{}'));
     PERFORM pgguard.check_override('drop_column', cols, tag, hint);
-    DELETE FROM pgguard.relation_names n
-     WHERE n.relid IN (SELECT o.objid FROM pg_catalog.pg_event_trigger_dropped_objects() o
-                        WHERE o.object_type = 'table');
-    DELETE FROM pgguard.renames n
-     WHERE n.relid IN (SELECT o.objid FROM pg_catalog.pg_event_trigger_dropped_objects() o
-                        WHERE o.object_type = 'table');
-    -- the dropped tables' links are history now (and their oids may be reused)
-    DELETE FROM pgguard.attachments a
-     WHERE a.relid IN (SELECT o.objid FROM pg_catalog.pg_event_trigger_dropped_objects() o
-                        WHERE o.object_type = 'table')
-        OR a.parent IN (SELECT o.objid FROM pg_catalog.pg_event_trigger_dropped_objects() o
-                         WHERE o.object_type = 'table');
+    PERFORM pgguard.forget_dropped_tables();
 END
 $$;

@@ -29,6 +29,19 @@ BEGIN
              WHERE c2.xid < pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint
              LIMIT 10000 FOR UPDATE SKIP LOCKED);
     END IF;
+    -- a new table may have the oid of one dropped while pgguard was not looking (or before
+    -- it cleaned up): it starts with no names, renames or links of its own
+    DELETE FROM pgguard.relation_names x USING pg_catalog.pg_event_trigger_ddl_commands() d
+     WHERE x.relid = d.objid AND d.object_type = 'table' AND d.command_tag IN (
+           'CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'CREATE SCHEMA', 'CREATE EXTENSION');
+    DELETE FROM pgguard.renames x USING pg_catalog.pg_event_trigger_ddl_commands() d
+     WHERE x.relid = d.objid AND d.object_type = 'table' AND d.command_tag IN (
+           'CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'CREATE SCHEMA', 'CREATE EXTENSION');
+    DELETE FROM pgguard.attachments x USING pg_catalog.pg_event_trigger_ddl_commands() d
+     WHERE x.relid = d.objid AND d.object_type = 'table' AND d.command_tag IN (
+           'CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'CREATE SCHEMA', 'CREATE EXTENSION')
+       AND NOT EXISTS (SELECT 1 FROM pgguard.created_tables c
+                        WHERE c.xid = v_xid AND c.relid = d.objid);
     INSERT INTO pgguard.created_tables (xid, relid)
     SELECT DISTINCT v_xid, d.objid
       FROM pg_catalog.pg_event_trigger_ddl_commands() d
@@ -81,12 +94,34 @@ BEGIN
                       WHERE a.attrelid = c.oid AND a.attnum > 0 ORDER BY a.attnum) AS cols
           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
          WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
-           AND c.oid IN (SELECT d.objid FROM pg_catalog.pg_event_trigger_ddl_commands() d
-                          WHERE d.object_type IN ('table', 'table column')
-                         UNION
-                         SELECT c2.oid FROM pg_catalog.pg_event_trigger_ddl_commands() d
-                           JOIN pg_catalog.pg_class c2 ON c2.relnamespace = d.objid
-                          WHERE d.object_type = 'schema')
+           AND c.oid IN (
+            -- By catalog, not by command: any relation the command reports, whatever it calls
+            -- it (ALTER INDEX/VIEW/MATERIALIZED VIEW/FOREIGN TABLE ... RENAME act on tables
+            -- too), the typed tables of a type it reports (ALTER TYPE ... RENAME ATTRIBUTE
+            -- ... CASCADE), the tables of a schema it reports, and everything below them
+            -- (a column renamed in a parent is renamed in its children, reported or not).
+            WITH RECURSIVE touched(relid) AS (
+                SELECT d.objid FROM pg_catalog.pg_event_trigger_ddl_commands() d
+                 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                UNION
+                SELECT t.oid FROM pg_catalog.pg_event_trigger_ddl_commands() d
+                  JOIN pg_catalog.pg_class t ON t.reloftype = d.objid
+                 WHERE d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass
+                UNION
+                SELECT t.oid FROM pg_catalog.pg_event_trigger_ddl_commands() d
+                  JOIN pg_catalog.pg_class ct ON ct.oid = d.objid
+                  JOIN pg_catalog.pg_class t ON t.reloftype = ct.reltype
+                 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                   AND ct.relkind = 'c'
+                UNION
+                SELECT c2.oid FROM pg_catalog.pg_event_trigger_ddl_commands() d
+                  JOIN pg_catalog.pg_class c2 ON c2.relnamespace = d.objid
+                 WHERE d.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
+                UNION
+                SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+                  JOIN touched ON i.inhparent = touched.relid
+            )
+            SELECT touched.relid FROM touched)
     LOOP
         SELECT * INTO old FROM pgguard.relation_names x WHERE x.relid = r.oid;
         IF NOT FOUND THEN
@@ -149,6 +184,71 @@ BEGIN
 END
 $$;
 
+-- The one door from the ddl_command_end guard (which runs as the session's role) to
+-- check_override for op uninstall. It takes no objects or messages from its caller: it finds
+-- the tampering itself, in the catalog, so calling it by hand can approve (and audit) only a
+-- change that really is there. `rel` NULL: the database-wide checks (grants, excluded schemas).
+CREATE OR REPLACE FUNCTION pgguard.tamper_override(rel oid, tag text) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pgguard, pg_temp
+SET enable_seqscan = off
+AS $$
+DECLARE
+    c record;
+    g record;
+    obj text;
+    what text;
+BEGIN
+    IF rel IS NULL THEN
+        what := pgguard.privileges_widened();
+        IF what IS NOT NULL THEN
+            PERFORM pgguard.check_override('uninstall', ARRAY['pgguard'], tag, NULL, '{}',
+                pg_catalog.format('pgguard: refusing to grant %s', what));
+        END IF;
+        what := pgguard.guarded_table_in_excluded_schema();
+        IF what IS NOT NULL THEN
+            PERFORM pgguard.check_override('uninstall', ARRAY[what], tag, NULL, '{}',
+                pg_catalog.format(
+                    'pgguard: refusing to move protected table "%s" into an excluded schema',
+                    what));
+        END IF;
+        RETURN;
+    END IF;
+    SELECT n.nspname, cl.relname INTO c
+      FROM pg_catalog.pg_class cl JOIN pg_catalog.pg_namespace n ON n.oid = cl.relnamespace
+     WHERE cl.oid = rel AND cl.relkind IN ('r', 'p') AND cl.relpersistence <> 't';
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    obj := pgguard.ident_path(c.nspname, c.relname);
+    SELECT t.tgenabled, t.tgfoid, t.tgtype, t.tgqual INTO g
+      FROM pg_catalog.pg_trigger t
+     WHERE t.tgrelid = rel AND t.tgname = 'pgguard_truncate_guard';
+    IF c.nspname = ANY (pgguard.excluded_schemas()) THEN
+        IF FOUND THEN
+            PERFORM pgguard.check_override('uninstall', ARRAY[obj], tag, NULL, '{}',
+                pg_catalog.format(
+                    'pgguard: refusing to move protected table "%s" into excluded schema "%s"',
+                    obj, c.nspname));
+        END IF;
+    ELSIF NOT FOUND THEN
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                    WHERE t.tgrelid = rel
+                      AND t.tgfoid = 'pgguard.truncate_guard()'::pg_catalog.regprocedure) THEN
+            PERFORM pgguard.check_override('uninstall', ARRAY[obj], tag, NULL, '{}',
+                pg_catalog.format('pgguard: refusing to rename the TRUNCATE guard of "%s"', obj));
+        END IF;
+    ELSIF g.tgfoid <> 'pgguard.truncate_guard()'::pg_catalog.regprocedure
+          OR g.tgtype <> 34 OR g.tgqual IS NOT NULL THEN
+        PERFORM pgguard.check_override('uninstall', ARRAY[obj], tag, NULL, '{}',
+            pg_catalog.format('pgguard: refusing to replace the TRUNCATE guard of "%s"', obj));
+    ELSIF g.tgenabled <> 'A' THEN
+        PERFORM pgguard.check_override('uninstall', ARRAY[obj], tag, NULL, '{}',
+            pg_catalog.format('pgguard: refusing to disable the TRUNCATE guard of "%s"', obj));
+    END IF;
+END
+$$;
+
 -- Make sure one table carries a correct, ENABLE ALWAYS guard; attach it when missing.
 -- Returns 'attached', 'healed', 'ok' or 'skipped'; raises PGG01 (op uninstall) when the guard
 -- was tampered with. `tag` is the command that led here: only a plain CREATE TRIGGER may leave
@@ -167,7 +267,8 @@ BEGIN
       FROM pg_catalog.pg_class cl JOIN pg_catalog.pg_namespace n ON n.oid = cl.relnamespace
      WHERE cl.oid = rel;
     IF NOT FOUND OR c.relkind NOT IN ('r', 'p') OR c.relpersistence = 't'
-       OR c.nspname IN ('pgguard', 'pg_catalog', 'information_schema')
+       OR c.nspname IN ('pgguard', 'pgguard_sentinel', 'pgguard_watch', 'pg_catalog',
+                        'information_schema')
        OR c.nspname LIKE 'pg\_toast%' THEN
         RETURN 'skipped';
     END IF;
@@ -180,10 +281,7 @@ BEGIN
         -- guards exist only outside excluded schemas: one here means a protected table was
         -- moved in (ALTER TABLE ... SET SCHEMA), which would switch its protection off
         IF FOUND THEN
-            PERFORM pgguard.check_override('uninstall', ARRAY[obj], tag, NULL, '{}',
-                pg_catalog.format(
-                    'pgguard: refusing to move protected table "%s" into excluded schema "%s"',
-                    obj, c.nspname));
+            PERFORM pgguard.tamper_override(rel, tag);
         END IF;
         RETURN 'skipped';
     END IF;
@@ -192,8 +290,7 @@ BEGIN
         IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
                     WHERE t.tgrelid = rel
                       AND t.tgfoid = 'pgguard.truncate_guard()'::pg_catalog.regprocedure) THEN
-            PERFORM pgguard.check_override('uninstall', ARRAY[obj], tag, NULL, '{}',
-                pg_catalog.format('pgguard: refusing to rename the TRUNCATE guard of "%s"', obj));
+            PERFORM pgguard.tamper_override(rel, tag);
             RETURN 'ok';
         END IF;
         EXECUTE pg_catalog.format(
@@ -211,8 +308,7 @@ BEGIN
     IF g.tgfoid <> 'pgguard.truncate_guard()'::pg_catalog.regprocedure
        OR g.tgtype <> 34          -- BEFORE | TRUNCATE, FOR EACH STATEMENT
        OR g.tgqual IS NOT NULL THEN
-        PERFORM pgguard.check_override('uninstall', ARRAY[obj], tag, NULL, '{}',
-            pg_catalog.format('pgguard: refusing to replace the TRUNCATE guard of "%s"', obj));
+        PERFORM pgguard.tamper_override(rel, tag);
         RETURN 'ok';
     END IF;
     IF g.tgenabled <> 'A' THEN
@@ -221,8 +317,7 @@ BEGIN
                 'ALTER TABLE %s ENABLE ALWAYS TRIGGER pgguard_truncate_guard', rel::regclass);
             RETURN 'healed';
         END IF;
-        PERFORM pgguard.check_override('uninstall', ARRAY[obj], tag, NULL, '{}',
-            pg_catalog.format('pgguard: refusing to disable the TRUNCATE guard of "%s"', obj));
+        PERFORM pgguard.tamper_override(rel, tag);
     END IF;
     RETURN 'ok';
 END
@@ -248,7 +343,7 @@ AS $$
                              CASE a.grantee WHEN 0 THEN 'PUBLIC'
                                   ELSE a.grantee::pg_catalog.regrole::text END)
       FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) a
-     WHERE n.nspname IN ('pgguard', 'pgguard_sentinel')
+     WHERE n.nspname IN ('pgguard', 'pgguard_sentinel', 'pgguard_watch')
        AND a.grantee <> n.nspowner AND a.privilege_type = 'CREATE'
     LIMIT 1
 $$;
@@ -286,32 +381,20 @@ BEGIN
     IF TG_TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE SCHEMA', 'CREATE EXTENSION') THEN
         PERFORM pgguard.note_attachments();
     END IF;
-    IF TG_TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER TABLE',
-                  'CREATE SCHEMA', 'ALTER SCHEMA', 'CREATE EXTENSION') THEN
-        PERFORM pgguard.note_names();
-    END IF;
+    -- every command: a rename may come under any tag (see note_names)
+    PERFORM pgguard.note_names();
     IF TG_TAG IN ('GRANT', 'REVOKE', 'ALTER DEFAULT PRIVILEGES') THEN
-        found := pgguard.privileges_widened();
-        IF found IS NOT NULL THEN
-            PERFORM pgguard.check_override('uninstall', ARRAY['pgguard'], TG_TAG, NULL, '{}',
-                pg_catalog.format('pgguard: refusing to grant %s', found));
-        END IF;
+        PERFORM pgguard.tamper_override(NULL, TG_TAG);
     ELSIF TG_TAG IN ('ALTER SCHEMA', 'ALTER EXTENSION') THEN
-        found := pgguard.guarded_table_in_excluded_schema();
-        IF found IS NOT NULL THEN
-            PERFORM pgguard.check_override('uninstall', ARRAY[found], TG_TAG, NULL, '{}',
-                pg_catalog.format(
-                    'pgguard: refusing to move protected table "%s" into an excluded schema',
-                    found));
-        END IF;
+        PERFORM pgguard.tamper_override(NULL, TG_TAG);
     END IF;
     -- The sentinel's own objects (pgguard's are the sentinel's to watch: a replaced function
     -- of ours would already be the one running here). Inline, calling nothing replaceable;
     -- no token approves it, as the verifier is what would change.
     SELECT d.object_identity INTO found
       FROM pg_catalog.pg_event_trigger_ddl_commands() d
-     WHERE d.schema_name = 'pgguard_sentinel'
-        OR (d.object_type = 'schema' AND d.object_identity = 'pgguard_sentinel')
+     WHERE d.schema_name IN ('pgguard_sentinel', 'pgguard_watch')
+        OR (d.object_type = 'schema' AND d.object_identity IN ('pgguard_sentinel', 'pgguard_watch'))
         OR (d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
             AND d.objid IN (SELECT e.evtfoid FROM pg_catalog.pg_event_trigger e
                              WHERE e.evtname LIKE 'pgguard\_%'))

@@ -33,8 +33,7 @@ BEGIN
     -- The token's issue time matters only for a renamed table or one with a parent (both
     -- rare): check_override verifies the token either way, so the hot path asks for it once.
     IF has_parent OR EXISTS (SELECT 1 FROM pgguard.renames r WHERE r.relid = rel) THEN
-        issued := pg_catalog.to_timestamp(
-            ((pgguard.presented_token()).claims ->> 'iat')::double precision);
+        issued := pgguard.token_cutoff((pgguard.presented_token()).claims);
     END IF;
     -- a token issued before the table got its current name does not cover it (see 050)
     renamed_at := pgguard.renamed_since(rel, 0, issued);
@@ -55,17 +54,24 @@ BEGIN
                 UNION
                 SELECT i.inhparent FROM pg_catalog.pg_inherits i JOIN up ON i.inhrelid = up.relid
                  WHERE NOT pgguard.link_after(i.inhrelid, i.inhparent, issued))
+            -- matched by its current name: an ancestor that got it after the token was issued
+            -- does not cover (renaming the parent into an approved glob must not approve its
+            -- partitions); its own ancestors still may
             SELECT pgguard.ident_path(n.nspname, c.relname)
               FROM up JOIN pg_catalog.pg_class c ON c.oid = up.relid
-              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace);
+              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             WHERE pgguard.renamed_since(up.relid, 0, issued) IS NULL);
     END IF;
     PERFORM pgguard.check_override('truncate', ARRAY[obj], 'TRUNCATE TABLE', NULL, covering);
     RETURN NULL;
 END
 $$;
 
+-- SECURITY DEFINER so that truncate_check (which trusts the names it is given) is callable
+-- by pgguard_owner alone: a trigger function cannot be called except as a trigger, and the
+-- names come from the trigger's own table.
 CREATE OR REPLACE FUNCTION pgguard.truncate_guard() RETURNS trigger
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pgguard, pg_temp
 AS $$
 BEGIN

@@ -21,7 +21,8 @@ AS $$
              ON t.tgrelid = c.oid AND t.tgname = 'pgguard_truncate_guard'
      WHERE c.relkind IN ('r', 'p')
        AND c.relpersistence <> 't'
-       AND n.nspname NOT IN ('pgguard', 'pg_catalog', 'information_schema')
+       AND n.nspname NOT IN ('pgguard', 'pgguard_sentinel', 'pgguard_watch', 'pg_catalog',
+                             'information_schema')
        AND n.nspname NOT LIKE 'pg\_toast%'
        AND n.nspname NOT LIKE 'pg\_temp%'
        AND NOT (n.nspname = ANY (pgguard.excluded_schemas()))

@@ -25,8 +25,8 @@ BEGIN
     END IF;
     SELECT d.object_identity INTO victim
       FROM pg_catalog.pg_event_trigger_dropped_objects() d
-     WHERE d.schema_name IN ('pgguard', 'pgguard_sentinel')
-        OR (d.object_type = 'schema' AND d.object_identity IN ('pgguard', 'pgguard_sentinel'))
+     WHERE d.schema_name IN ('pgguard', 'pgguard_sentinel', 'pgguard_watch')
+        OR (d.object_type = 'schema' AND d.object_identity IN ('pgguard', 'pgguard_sentinel', 'pgguard_watch'))
      LIMIT 1;
     IF victim IS NOT NULL THEN
         RAISE EXCEPTION USING
@@ -58,8 +58,8 @@ BEGIN
     -- subplan that reads all of pg_class (or pg_type) on every DDL statement.
     SELECT d.object_identity INTO victim
       FROM pg_catalog.pg_event_trigger_ddl_commands() d
-     WHERE d.schema_name IN ('pgguard', 'pgguard_sentinel')
-        OR (d.object_type = 'schema' AND d.object_identity IN ('pgguard', 'pgguard_sentinel'))
+     WHERE d.schema_name IN ('pgguard', 'pgguard_sentinel', 'pgguard_watch')
+        OR (d.object_type = 'schema' AND d.object_identity IN ('pgguard', 'pgguard_sentinel', 'pgguard_watch'))
         OR (d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND (
                 (SELECT p.proowner FROM pg_catalog.pg_proc p WHERE p.oid = d.objid) = owner
                 OR d.objid IN (SELECT e.evtfoid FROM pg_catalog.pg_event_trigger e
@@ -67,7 +67,7 @@ BEGIN
         OR (d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
             AND (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = d.objid) = owner)
         OR (d.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
-            AND (SELECT n.nspowner = owner OR n.nspname = 'pgguard_sentinel'
+            AND (SELECT n.nspowner = owner OR n.nspname IN ('pgguard_sentinel', 'pgguard_watch')
                    FROM pg_catalog.pg_namespace n WHERE n.oid = d.objid))
         OR (d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass
             AND (SELECT t.typowner FROM pg_catalog.pg_type t WHERE t.oid = d.objid) = owner)

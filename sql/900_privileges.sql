@@ -43,13 +43,15 @@ GRANT SELECT ON pgguard.audit, pgguard.spent_tokens, pgguard.refusal_seq TO pggu
 -- Callable by any role: what runs in the caller's own rights (the ddl_command_end guard and the
 -- TRUNCATE trigger run as the table's owner, install's attach step as the installer, status as
 -- anyone) and what those call. Everything else - the token verifier, scope matching, refusal,
--- the helpers behind them - is for pgguard_owner's SECURITY DEFINER code alone.
+-- the helpers behind them - is for pgguard_owner's SECURITY DEFINER code alone: check_override
+-- and truncate_check take the objects to approve from their caller, so a session calling them
+-- by hand could write override rows into the audit trail for objects it never touched.
 GRANT EXECUTE ON FUNCTION
     pgguard.on_sql_drop(), pgguard.on_ddl_end(), pgguard.truncate_guard(),
-    pgguard.truncate_check(oid, text, text), pgguard.note_created_tables(),
+    pgguard.on_table_rewrite(),
+    pgguard.note_created_tables(),
     pgguard.note_attachments(), pgguard.note_names(), pgguard.ensure_guard(oid, text),
-    pgguard.check_override(text, text[], text, text, text[], text),
-    pgguard.privileges_widened(), pgguard.guarded_table_in_excluded_schema(),
+    pgguard.tamper_override(oid, text), pgguard.privileges_widened(), pgguard.guarded_table_in_excluded_schema(),
     pgguard.excluded_schemas(), pgguard.ident_path(text[]), pgguard.attach_guards(oid[]),
     pgguard.table_guards(), pgguard.recent_activity(interval), pgguard.refusals_total(),
     pgguard.foreign_owned_objects(), pgguard.on_ddl_start()

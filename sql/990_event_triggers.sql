@@ -57,3 +57,16 @@ CREATE EVENT TRIGGER pgguard_ddl_start ON ddl_command_start
     WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED', 'DROP TYPE', 'DROP DOMAIN')
     EXECUTE FUNCTION pgguard.on_ddl_start();
 ALTER EVENT TRIGGER pgguard_ddl_start ENABLE ALWAYS;
+
+-- Before any statement that can drop functions: queue the watch's commit-time check (096).
+DROP EVENT TRIGGER IF EXISTS pgguard_watch_start;
+CREATE EVENT TRIGGER pgguard_watch_start ON ddl_command_start
+    WHEN TAG IN ('DROP SCHEMA', 'DROP FUNCTION', 'DROP PROCEDURE', 'DROP ROUTINE',
+                 'DROP EXTENSION', 'DROP LANGUAGE', 'DROP OWNED')
+    EXECUTE FUNCTION pgguard_watch.on_ddl_start();
+ALTER EVENT TRIGGER pgguard_watch_start ENABLE ALWAYS;
+
+DROP EVENT TRIGGER IF EXISTS pgguard_table_rewrite;
+CREATE EVENT TRIGGER pgguard_table_rewrite ON table_rewrite
+    EXECUTE FUNCTION pgguard.on_table_rewrite();
+ALTER EVENT TRIGGER pgguard_table_rewrite ENABLE ALWAYS;
