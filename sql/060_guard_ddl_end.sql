@@ -118,6 +118,14 @@ BEGIN
                   JOIN pg_catalog.pg_class c2 ON c2.relnamespace = d.objid
                  WHERE d.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
                 UNION
+                -- ALTER EXTENSION ... SET SCHEMA moves its member tables
+                SELECT dep.objid FROM pg_catalog.pg_event_trigger_ddl_commands() d
+                  JOIN pg_catalog.pg_depend dep
+                    ON dep.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+                   AND dep.refobjid = d.objid AND dep.deptype = 'e'
+                   AND dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                 WHERE d.classid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+                UNION
                 SELECT i.inhrelid FROM pg_catalog.pg_inherits i
                   JOIN touched ON i.inhparent = touched.relid
             )

@@ -18,12 +18,19 @@ DECLARE
     missing text;
 BEGIN
     -- nothing here is replaceable by the session: catalog reads only
+    -- each trigger by name and function: one recreated under the same name around another
+    -- function is as good as gone
     SELECT pg_catalog.string_agg(x.name, ', ' ORDER BY x.name) INTO missing
-      FROM pg_catalog.unnest(ARRAY['pgguard_sql_drop', 'pgguard_ddl_end', 'pgguard_drop_check',
-                                   'pgguard_ddl_check', 'pgguard_ddl_start', 'pgguard_watch_start',
-                                   'pgguard_table_rewrite']) AS x(name)
+      FROM (VALUES ('pgguard_sql_drop', 'pgguard.on_sql_drop()'),
+                   ('pgguard_ddl_end', 'pgguard.on_ddl_end()'),
+                   ('pgguard_drop_check', 'pgguard_sentinel.on_sql_drop()'),
+                   ('pgguard_ddl_check', 'pgguard_sentinel.on_ddl_end()'),
+                   ('pgguard_ddl_start', 'pgguard.on_ddl_start()'),
+                   ('pgguard_watch_start', 'pgguard_watch.on_ddl_start()'),
+                   ('pgguard_table_rewrite', 'pgguard.on_table_rewrite()')) AS x(name, fn)
      WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger e
-                        WHERE e.evtname = x.name AND e.evtenabled = 'A');
+                        WHERE e.evtname = x.name AND e.evtenabled = 'A'
+                          AND e.evtfoid = pg_catalog.to_regprocedure(x.fn));
     IF missing IS NULL
        AND pg_catalog.to_regclass('pgguard.installation') IS NOT NULL
        AND pg_catalog.to_regprocedure('pgguard.truncate_guard()') IS NOT NULL THEN
