@@ -85,6 +85,8 @@ class Context:
     role: str
     superuser: bool
     installed_by: str | None
+    #: "event-triggers" or "privileges" (pgguard.privmode): checks of one mode skip the other
+    mode: str = "event-triggers"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def rows(self, query: str, params: Any = None) -> list[tuple[Any, ...]]:
@@ -119,6 +121,8 @@ def doctor(conn: psycopg.Connection[Any], checks: Iterable[Check] | None = None)
             f'pgguard is not installed in database "{database}"',
             hint="run pgguard install (as a role that may create event triggers)",
         )
+    from . import privmode
+
     inst = conn.execute("SELECT installed_by FROM pgguard.installation").fetchone()
     ctx = Context(
         conn,
@@ -127,6 +131,7 @@ def doctor(conn: psycopg.Connection[Any], checks: Iterable[Check] | None = None)
         role,
         bool(superuser),
         inst[0] if inst else None,
+        privmode.installed_mode(conn),
     )
     names: list[str] = []
     found: list[Finding] = []
@@ -389,6 +394,8 @@ def unguarded_tables(ctx: Context) -> Iterator[Finding]:
 @check
 def event_trigger_state(ctx: Context) -> Iterator[Finding]:
     """pgguard's event triggers: present, ENABLE ALWAYS."""
+    if ctx.mode != "event-triggers":
+        return
     found = dict(
         ctx.rows(
             "SELECT evtname::text, evtenabled::text FROM pg_catalog.pg_event_trigger"
@@ -421,7 +428,7 @@ def function_integrity(ctx: Context) -> Iterator[Finding]:
     """pgguard's functions as the catalog holds them, against the code this package ships."""
     from .sqlcode import shipped_functions
 
-    shipped = shipped_functions()
+    shipped = shipped_functions(ctx.mode)
     live = {
         name: src
         for name, src in ctx.rows(

@@ -8,13 +8,17 @@ import functools
 from . import resources
 
 
-@functools.lru_cache(maxsize=1)
-def shipped_functions() -> dict[str, str]:
-    """``schema.name`` -> function body (``prosrc``) for every function created in ``sql/``."""
+@functools.lru_cache(maxsize=2)
+def shipped_functions(mode: str = "event-triggers") -> dict[str, str]:
+    """``schema.name`` -> function body (``prosrc``) for every function the files of ``mode``
+    (``event-triggers`` or ``privileges``) create."""
     from pglast import ast, parse_sql
 
+    from . import privmode
+
+    files = resources.sql_files() if mode == privmode.MODE_EVENT_TRIGGERS else privmode.sql_files()
     bodies: dict[str, str] = {}
-    for path in resources.sql_files():
+    for path in files:
         for raw in parse_sql(path.read_text()):
             stmt = raw.stmt
             if not isinstance(stmt, ast.CreateFunctionStmt):

@@ -8,8 +8,8 @@ from __future__ import annotations
 from . import (
     approvals,  # noqa: F401  (cosign, request, approve)
     check,  # noqa: F401
-    doctor,  # noqa: F401  (ways around the guard still open)
     deploy,  # noqa: F401  (deploy, snapshot, verify, protect-rows)
+    doctor,  # noqa: F401  (ways around the guard still open)
     restore,  # noqa: F401
     run,  # noqa: F401  (privilege mode: migration scripts through the executor)
 )
