@@ -516,33 +516,13 @@ def _authorize_exclusion(conn: psycopg.Connection[Any], exclude_schemas: Sequenc
     guard, that needs a token with op ``uninstall`` covering those tables (presented as usual,
     e.g. ``pgguard allow --op uninstall --object 'app.*' -- pgguard install --exclude-schema
     app``). Runs before the event triggers go, while pgguard's verifier is in place."""
-    if conn.execute("SELECT to_regprocedure('pgguard.table_guards()')").fetchone() == (None,):
-        return
-    row = conn.execute(
-        """
-        SELECT array_agg(pgguard.ident_path(n.nspname, c.relname) ORDER BY 1),
-               array_agg(DISTINCT n.nspname::text)
-          FROM pg_catalog.pg_trigger t
-          JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
-          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-         WHERE t.tgname = 'pgguard_truncate_guard' AND n.nspname = ANY (%s::text[])
-           AND NOT (n.nspname = ANY (pgguard.excluded_schemas()))
-        """,
-        (list(exclude_schemas),),
-    ).fetchone()
-    if row is None or not row[0]:
-        return
-    tables, schemas = row
-    message = (
-        f'pgguard: refusing to exclude schema "{sorted(schemas)[0]}", which holds protected tables'
-    )
+    if conn.execute("SELECT to_regprocedure('pgguard.authorize_exclusion(text[])')").fetchone() == (
+        None,
+    ):
+        return  # installed by a version without it: nothing to compare against yet
     try:
         with conn.transaction():
-            conn.execute(
-                "SELECT pgguard.check_override('uninstall', %s::text[], 'PGGUARD INSTALL',"
-                " NULL, '{}', %s)",
-                (tables, message),
-            )
+            conn.execute("SELECT pgguard.authorize_exclusion(%s::text[])", (list(exclude_schemas),))
     except psycopg.Error as e:
         refused = GuardRefused.from_diag(e)
         if refused is not None:

@@ -149,12 +149,18 @@ def _authorize(
         if token:
             conn.execute("SELECT set_config('pgguard.token', %s, true)", (token,))
         try:
-            conn.execute(
-                "SELECT pgguard.check_override('uninstall', ARRAY['pgguard'], 'PGGUARD UNINSTALL',"
-                " 'to approve it, run: pgguard allow --op uninstall --object pgguard'"
-                " || ' --db ' || pgguard.shell_quote(current_database()), '{}',"
-                " 'pgguard: refusing to uninstall pgguard')"
-            )
+            if conn.execute(
+                "SELECT to_regprocedure('pgguard.authorize_uninstall()') IS NOT NULL"
+            ).fetchone() == (True,):
+                # check_override itself is for pgguard_owner's code alone
+                conn.execute("SELECT pgguard.authorize_uninstall()")
+            else:  # installed by a version without it
+                conn.execute(
+                    "SELECT pgguard.check_override('uninstall', ARRAY['pgguard'],"
+                    " 'PGGUARD UNINSTALL', 'to approve it, run: pgguard allow --op uninstall"
+                    " --object pgguard' || ' --db ' || pgguard.shell_quote(current_database()),"
+                    " '{}', 'pgguard: refusing to uninstall pgguard')"
+                )
         except psycopg.Error as e:
             refused = GuardRefused.from_diag(e)
             if refused is not None:

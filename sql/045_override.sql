@@ -181,3 +181,43 @@ BEGIN
       FROM pg_catalog.unnest(objs) x;
 END
 $$;
+
+-- `pgguard uninstall`'s authorization, for an uninstalling role that is not pgguard_owner's
+-- (privilege mode's installing credential): fixed op and object, so calling it by hand approves,
+-- and audits, nothing but an uninstall the session's token already covers.
+CREATE OR REPLACE FUNCTION pgguard.authorize_uninstall() RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+BEGIN
+    PERFORM pgguard.check_override('uninstall', ARRAY['pgguard'], 'PGGUARD UNINSTALL',
+        'to approve it, run: pgguard allow --op uninstall --object pgguard --db '
+            || pgguard.shell_quote(pg_catalog.current_database()),
+        '{}', 'pgguard: refusing to uninstall pgguard');
+END
+$$;
+
+-- `pgguard install --exclude-schema`: excluding a schema that holds protected tables switches
+-- their guard off, so the session's token must cover them under op uninstall. The tables are
+-- found here, from the catalog; nothing but the schema names comes from the caller.
+CREATE OR REPLACE FUNCTION pgguard.authorize_exclusion(schemas text[]) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+DECLARE
+    tables text[];
+BEGIN
+    SELECT pg_catalog.array_agg(pgguard.ident_path(n.nspname, c.relname) ORDER BY 1)
+      INTO tables
+      FROM pg_catalog.pg_trigger t
+      JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE t.tgname = 'pgguard_truncate_guard' AND n.nspname = ANY (schemas)
+       AND NOT (n.nspname = ANY (pgguard.excluded_schemas()));
+    IF tables IS NOT NULL THEN
+        PERFORM pgguard.check_override('uninstall', tables, 'PGGUARD INSTALL', NULL, '{}',
+            pg_catalog.format('pgguard: refusing to exclude schema "%s", which holds protected tables',
+                              (pgguard.ident_parts(tables[1]))[1]));
+    END IF;
+END
+$$;

@@ -51,7 +51,9 @@ GRANT EXECUTE ON FUNCTION
     pgguard.on_table_rewrite(),
     pgguard.note_created_tables(),
     pgguard.note_attachments(), pgguard.note_names(), pgguard.ensure_guard(oid, text),
-    pgguard.tamper_override(oid, text), pgguard.privileges_widened(), pgguard.guarded_table_in_excluded_schema(),
+    pgguard.tamper_override(oid, text), pgguard.authorize_uninstall(),
+    pgguard.authorize_exclusion(text[]),
+    pgguard.privileges_widened(), pgguard.guarded_table_in_excluded_schema(),
     pgguard.excluded_schemas(), pgguard.ident_path(text[]), pgguard.attach_guards(oid[]),
     pgguard.table_guards(), pgguard.recent_activity(interval), pgguard.refusals_total(),
     pgguard.foreign_owned_objects(), pgguard.on_ddl_start()

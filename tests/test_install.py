@@ -36,7 +36,8 @@ def guard_states(conn: Conn) -> dict[str, str]:
             " JOIN pg_namespace n ON n.oid = c.relnamespace"
             " LEFT JOIN pg_trigger t ON t.tgrelid = c.oid AND t.tgname = 'pgguard_truncate_guard'"
             " WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't' AND n.nspname NOT IN"
-            " ('pg_catalog', 'information_schema', 'pgguard') AND n.nspname NOT LIKE 'pg_toast%'"
+            " ('pg_catalog', 'information_schema', 'pgguard', 'pgguard_watch')"
+            " AND n.nspname NOT LIKE 'pg_toast%'"
         )
     }
 

@@ -35,6 +35,8 @@ def test_healthy_json_shape_and_exit_0(guarded_admin: Conn, guarded_db_dsn: str)
         "pgguard_drop_check": ("always", True),
         "pgguard_ddl_check": ("always", True),
         "pgguard_ddl_start": ("always", True),
+        "pgguard_watch_start": ("always", True),
+        "pgguard_table_rewrite": ("always", True),
     }
     assert data["problems"] == [] and data["install_complete"] is True
     for key in (
