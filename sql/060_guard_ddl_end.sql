@@ -83,6 +83,8 @@ CREATE OR REPLACE FUNCTION pgguard.note_names() RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pgguard, pg_temp
 SET enable_seqscan = off
+-- never worth compiling: enable_seqscan = off inflates cost estimates past jit_above_cost
+SET jit = off
 AS $$
 DECLARE
     r record;
@@ -104,15 +106,21 @@ BEGIN
                 SELECT d.objid FROM pg_catalog.pg_event_trigger_ddl_commands() d
                  WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
                 UNION
-                SELECT t.oid FROM pg_catalog.pg_event_trigger_ddl_commands() d
-                  JOIN pg_catalog.pg_class t ON t.reloftype = d.objid
+                -- typed tables depend on their type (pg_depend is indexed; reloftype is not)
+                SELECT dep.objid FROM pg_catalog.pg_event_trigger_ddl_commands() d
+                  JOIN pg_catalog.pg_depend dep
+                    ON dep.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass
+                   AND dep.refobjid = d.objid
+                   AND dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
                  WHERE d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass
                 UNION
-                SELECT t.oid FROM pg_catalog.pg_event_trigger_ddl_commands() d
-                  JOIN pg_catalog.pg_class ct ON ct.oid = d.objid
-                  JOIN pg_catalog.pg_class t ON t.reloftype = ct.reltype
+                SELECT dep.objid FROM pg_catalog.pg_event_trigger_ddl_commands() d
+                  JOIN pg_catalog.pg_class ct ON ct.oid = d.objid AND ct.relkind = 'c'
+                  JOIN pg_catalog.pg_depend dep
+                    ON dep.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass
+                   AND dep.refobjid = ct.reltype
+                   AND dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
                  WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-                   AND ct.relkind = 'c'
                 UNION
                 SELECT c2.oid FROM pg_catalog.pg_event_trigger_ddl_commands() d
                   JOIN pg_catalog.pg_class c2 ON c2.relnamespace = d.objid
