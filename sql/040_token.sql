@@ -285,15 +285,16 @@ AS $$
 $$;
 
 -- The line before which renames and attachments count as older than the token. A token's iat
--- is the approver's clock, and the server accepts it up to 60 s ahead: while a token is still
--- "from the future", its iat cannot be trusted to say what it came after, so the line moves
--- back by that leeway (a rename or attachment made since then is not covered). NULL: no token.
+-- is the approver's clock, and the server accepts it up to 60 s ahead: while a token is more
+-- than 2 s "from the future" (more than rounding to whole seconds and ordinary clock jitter),
+-- its iat cannot be trusted to say what it came after, so the line moves back by the whole
+-- leeway (a rename or attachment made since then is not covered). NULL: no token.
 CREATE OR REPLACE FUNCTION pgguard.token_cutoff(claims jsonb) RETURNS timestamptz
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pgguard, pg_temp
 AS $$
     SELECT pg_catalog.to_timestamp((claims ->> 'iat')::double precision)
            - CASE WHEN (claims ->> 'iat')::numeric
-                       > EXTRACT(epoch FROM pg_catalog.clock_timestamp())
+                       > EXTRACT(epoch FROM pg_catalog.clock_timestamp()) + 2
                   THEN interval '60 seconds' ELSE interval '0' END
 $$;

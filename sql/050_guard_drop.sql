@@ -9,6 +9,7 @@ CREATE OR REPLACE FUNCTION pgguard.forget_dropped_tables() RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pgguard, pg_temp
 SET enable_seqscan = off
+SET jit = off
 AS $$
 BEGIN
     DELETE FROM pgguard.relation_names n
@@ -29,6 +30,7 @@ CREATE OR REPLACE FUNCTION pgguard.on_sql_drop() RETURNS event_trigger
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pgguard, pg_temp
 SET enable_seqscan = off
+SET jit = off
 AS $$
 DECLARE
     v_xid bigint;

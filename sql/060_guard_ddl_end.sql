@@ -208,6 +208,7 @@ CREATE OR REPLACE FUNCTION pgguard.tamper_override(rel oid, tag text) RETURNS vo
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pgguard, pg_temp
 SET enable_seqscan = off
+SET jit = off
 AS $$
 DECLARE
     c record;

@@ -7,6 +7,7 @@ CREATE OR REPLACE FUNCTION pgguard.on_table_rewrite() RETURNS event_trigger
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pgguard, pg_temp
 SET enable_seqscan = off
+SET jit = off
 AS $$
 DECLARE
     rel oid := pg_catalog.pg_event_trigger_table_rewrite_oid();
