@@ -21,7 +21,7 @@ from psycopg import sql
 
 from pgguard import keys, keystore, resources
 from pgguard.health import status
-from pgguard.installer import install
+from pgguard.installer import EVENT_TRIGGERS, install
 from pgguard.token import issue_token
 
 Conn = psycopg.Connection[Any]
@@ -94,14 +94,7 @@ def test_fresh_install_equals_one_upgraded_revision_by_revision(
     with psycopg.connect(pg_server.admin_dsn(stepped)) as conn:
         install(conn)  # the roles; then pgguard's tables go and come back one step at a time
         conn.autocommit = True
-        for name in (
-            "pgguard_sql_drop",
-            "pgguard_ddl_end",
-            "pgguard_drop_check",
-            "pgguard_ddl_check",
-            "pgguard_ddl_start",
-            "pgguard_table_rewrite",
-        ):
+        for name in EVENT_TRIGGERS:
             conn.execute(sql.SQL("DROP EVENT TRIGGER IF EXISTS {}").format(sql.Identifier(name)))
         for schema in PGGUARD_SCHEMAS:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
