@@ -60,8 +60,14 @@ class Platform:
         return report
 
     def close(self) -> None:
+        """Close the connections and drop this platform's roles now, not at session end:
+        roles are cluster-wide, and a CREATEROLE role left behind is a finding (doctor) in
+        every other test's database."""
         for c in self.conns:
             c.close()
+        self.server.drop_database(self.dbname)  # the janitor's later drop finds nothing
+        for role in (self.app, self.owner):
+            self.server.drop_role(role)
 
 
 CUSTOMER_SCHEMA = """
