@@ -93,9 +93,14 @@ def route_ddl(connection: Connection) -> bool:
     """
     from .runner import executor_statements
 
+    began = not connection.in_transaction()
     found = connection.execute(
         text("SELECT pg_catalog.to_regprocedure('pgguard.run_ddl(text, name[])') IS NOT NULL")
     ).scalar()
+    if began:
+        # the look-up autobegan a transaction the caller did not ask for (Alembic would take it
+        # for an outer one it does not own): it only read, so end it
+        connection.rollback()
     if not found:
         return False
 

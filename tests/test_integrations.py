@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -94,3 +95,26 @@ def test_wheel_ships_sql_and_migrations(tmp_path: Path) -> None:
     assert "pgguard/_migrations/env.py" in names
     assert "pgguard/_migrations/versions/0001_initial.py" in names
     assert "pgguard/py.typed" in names
+
+
+def test_env_py_helpers_leave_no_transaction_open(
+    guarded_admin: psycopg.Connection[Any], guarded_db_dsn: str, key: Any, monkeypatch: Any
+) -> None:
+    from pgguard.sqlalchemy import route_ddl
+
+    monkeypatch.setenv("PGGUARD_TOKEN", issue_token(key, ops=["drop_table"], objects=["x.*"]))
+    engine = sa.create_engine(sa_url(guarded_db_dsn), poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            assert apply_env_token(conn) is True
+            assert route_ddl(conn) is False  # event-trigger mode: nothing to route
+            assert not conn.in_transaction()
+            dbapi = conn.connection.dbapi_connection
+            assert dbapi is not None
+            assert dbapi.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            # and the token stuck to the session: it was committed, not left to be rolled back
+            assert (
+                conn.execute(sa.text("SHOW pgguard.token")).scalar() == os.environ["PGGUARD_TOKEN"]
+            )
+    finally:
+        engine.dispose()

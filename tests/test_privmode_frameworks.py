@@ -31,8 +31,7 @@ def run_migrations_online() -> None:
     engine = create_engine(os.environ["LEDGER_DB_URL"], poolclass=pool.NullPool)
     with engine.connect() as connection:
         apply_env_token(connection)
-        route_ddl(connection)
-        connection.commit()  # end the transaction those opened: Alembic starts its own
+        route_ddl(connection)  # neither helper leaves a transaction open
         context.configure(connection=connection)
         with context.begin_transaction():
             context.run_migrations()
