@@ -23,7 +23,7 @@ from pathlib import Path
 from .errors import PgguardError, UsageError
 
 #: pgguard's own schemas: every archive entry in them belongs to pgguard
-OWN_SCHEMAS = frozenset({"pgguard", "pgguard_sentinel"})
+OWN_SCHEMAS = frozenset({"pgguard", "pgguard_sentinel", "pgguard_watch"})
 
 # pg_restore -l names each entry's kind with these words (pg_dump's ArchiveEntry "desc"); the
 # longest that prefixes the entry wins, so "TABLE DATA" is not read as "TABLE".

@@ -73,6 +73,10 @@ CREATE TABLE IF NOT EXISTS pgguard_watch.removal (
 CREATE TABLE IF NOT EXISTS pgguard_watch.removal_pending
     PARTITION OF pgguard_watch.removal DEFAULT;
 REVOKE ALL ON pgguard_watch.removal, pgguard_watch.removal_pending FROM PUBLIC;
+-- readable (it is always empty): pg_dump locks and reads every table of the schemas it dumps,
+-- and any role that could dump the database before install must still be able to
+GRANT USAGE ON SCHEMA pgguard_watch TO PUBLIC;
+GRANT SELECT ON pgguard_watch.removal, pgguard_watch.removal_pending TO PUBLIC;
 
 DROP TRIGGER IF EXISTS pgguard_at_commit ON pgguard_watch.removal;
 CREATE CONSTRAINT TRIGGER pgguard_at_commit AFTER INSERT ON pgguard_watch.removal
