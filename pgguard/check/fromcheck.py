@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,3 +63,20 @@ def scope_from_check(path: Path) -> AllowScope | None:
     if not ops or not objects:
         raise UsageError(f"{path}: the allow line names no op or no object")
     return AllowScope(tuple(ops), tuple(objects), once, db)
+
+
+def merge_check_scope(
+    path: Path, ops: Sequence[str], objects: Sequence[str], once: bool, db: str | None
+) -> AllowScope:
+    """``--from-check PATH`` over the command line's scope (``allow`` and ``request`` share it).
+
+    The report sets the ops and objects, so naming them as well is a usage error; ``--once`` and
+    ``--db`` given on the command line win. Raises :class:`UsageError` when the check found
+    nothing to approve.
+    """
+    if ops or objects:
+        raise UsageError("--from-check sets the ops and objects: drop --op and --object")
+    scope = scope_from_check(path)
+    if scope is None:
+        raise UsageError(f"{path}: the check found nothing to approve")
+    return AllowScope(scope.ops, scope.objects, once or scope.once, db or scope.db)

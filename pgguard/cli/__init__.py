@@ -446,16 +446,10 @@ def allow(
     from .signing import make_signer
 
     if from_check is not None:
-        from ..check.fromcheck import scope_from_check
+        from ..check.fromcheck import merge_check_scope
 
-        if ops or objects:
-            raise UsageError("--from-check sets the ops and objects: drop --op and --object")
-        scope = scope_from_check(from_check)
-        if scope is None:
-            raise UsageError(f"{from_check}: the check found nothing to approve")
-        ops, objects = scope.ops, scope.objects
-        once = once or scope.once
-        db = db or scope.db
+        scope = merge_check_scope(from_check, ops, objects, once, db)
+        ops, objects, once, db = scope.ops, scope.objects, scope.once, scope.db
     signer = make_signer(key_file, key_uri, sign_command, sign_public_key)
     try:
         token = issue_token(

@@ -132,16 +132,10 @@ def request(
     from ..requests import make_request, write_request
 
     if from_check is not None:
-        from ..check.fromcheck import scope_from_check
+        from ..check.fromcheck import merge_check_scope
 
-        if ops or objects:
-            raise UsageError("--from-check sets the ops and objects: drop --op and --object")
-        scope = scope_from_check(from_check)
-        if scope is None:
-            raise UsageError(f"{from_check}: the check found nothing to approve")
-        ops, objects = scope.ops, scope.objects
-        once = once or scope.once
-        db = db or scope.db
+        scope = merge_check_scope(from_check, ops, objects, once, db)
+        ops, objects, once, db = scope.ops, scope.objects, scope.once, scope.db
     req = make_request(
         ops=ops, objects=objects, db=db, once=once, ttl=parse_duration(ttl), reason=reason
     )
