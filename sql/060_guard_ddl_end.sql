@@ -159,6 +159,168 @@ BEGIN
 END
 $$;
 
+-- Everything note_created_tables, note_attachments and note_names record, in one call and
+-- one read of pg_event_trigger_ddl_commands() (the ddl_command_end guard calls this, once per
+-- statement, instead of the three). It takes nothing from its caller: the commands and their
+-- tags come from the server's own event-trigger state, as in the three above, which stay
+-- (same rules) for anyone calling them. Index lookups per object, never a scan of the catalog:
+-- generic plans (plan_cache_mode) so no statement is planned again on every call.
+CREATE OR REPLACE FUNCTION pgguard.note_ddl() RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pgguard, pg_temp
+SET enable_seqscan = off
+SET plan_cache_mode = force_generic_plan
+SET jit = off
+AS $$
+DECLARE
+    v_xid bigint;
+    created oid[];     -- tables this command created
+    linked oid[];      -- tables whose partitions/children links may have changed
+    rels oid[];        -- relations the command reports, whatever it calls them
+    types oid[];
+    schemas oid[];
+    exts oid[];
+    touched oid[];
+    more oid[];
+    r record;
+    old pgguard.relation_names;
+    v_path text;
+    v_cols text[];
+BEGIN
+    SELECT pg_catalog.array_agg(d.objid) FILTER (
+               WHERE d.object_type = 'table' AND d.command_tag IN (
+                     'CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'CREATE SCHEMA',
+                     'CREATE EXTENSION')),
+           pg_catalog.array_agg(d.objid) FILTER (
+               WHERE d.object_type = 'table' AND d.command_tag IN (
+                     'CREATE TABLE', 'ALTER TABLE', 'CREATE SCHEMA', 'CREATE EXTENSION')),
+           pg_catalog.array_agg(d.objid) FILTER (
+               WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass),
+           pg_catalog.array_agg(d.objid) FILTER (
+               WHERE d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass),
+           pg_catalog.array_agg(d.objid) FILTER (
+               WHERE d.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass),
+           pg_catalog.array_agg(d.objid) FILTER (
+               WHERE d.classid = 'pg_catalog.pg_extension'::pg_catalog.regclass)
+      INTO created, linked, rels, types, schemas, exts
+      FROM pg_catalog.pg_event_trigger_ddl_commands() d;
+
+    -- note_created_tables
+    IF created IS NOT NULL THEN
+        v_xid := pgguard.current_xid();
+        -- forget finished transactions (see note_created_tables: one transaction of 32)
+        IF v_xid % 32 = 0
+           AND NOT EXISTS (SELECT 1 FROM pgguard.created_tables c WHERE c.xid = v_xid) THEN
+            DELETE FROM pgguard.created_tables c
+             WHERE c.ctid IN (
+                SELECT c2.ctid FROM pgguard.created_tables c2
+                 WHERE c2.xid < pg_catalog.pg_snapshot_xmin(
+                           pg_catalog.pg_current_snapshot())::text::bigint
+                 LIMIT 10000 FOR UPDATE SKIP LOCKED);
+        END IF;
+        -- a new table may have the oid of one dropped while pgguard was not looking
+        DELETE FROM pgguard.relation_names x WHERE x.relid = ANY (created);
+        DELETE FROM pgguard.renames x WHERE x.relid = ANY (created);
+        DELETE FROM pgguard.attachments x
+         WHERE x.relid = ANY (created)
+           AND NOT EXISTS (SELECT 1 FROM pgguard.created_tables c
+                            WHERE c.xid = v_xid AND c.relid = x.relid);
+        INSERT INTO pgguard.created_tables (xid, relid)
+        SELECT DISTINCT v_xid, u.relid FROM pg_catalog.unnest(created) u(relid)
+        ON CONFLICT DO NOTHING;
+    END IF;
+
+    -- note_attachments
+    IF linked IS NOT NULL THEN
+        DELETE FROM pgguard.attachments a
+         WHERE (a.relid = ANY (linked) OR a.parent = ANY (linked))
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i
+                            WHERE i.inhrelid = a.relid AND i.inhparent = a.parent);
+        INSERT INTO pgguard.attachments (relid, parent, attached_at)
+        SELECT DISTINCT i.inhrelid, i.inhparent, pg_catalog.clock_timestamp()
+          FROM pg_catalog.pg_inherits i
+         WHERE i.inhparent = ANY (linked) OR i.inhrelid = ANY (linked)
+        ON CONFLICT (relid, parent) DO NOTHING;
+    END IF;
+
+    -- note_names: the same relations as note_names' `touched`, gathered branch by branch
+    touched := COALESCE(rels, '{}');
+    IF rels IS NOT NULL THEN
+        -- typed tables of a composite type reported as a relation
+        touched := touched || ARRAY(
+            SELECT dep.objid FROM pg_catalog.pg_class ct
+              JOIN pg_catalog.pg_depend dep
+                ON dep.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass
+               AND dep.refobjid = ct.reltype
+               AND dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+             WHERE ct.oid = ANY (rels) AND ct.relkind = 'c');
+    END IF;
+    IF types IS NOT NULL THEN
+        touched := touched || ARRAY(
+            SELECT dep.objid FROM pg_catalog.pg_depend dep
+             WHERE dep.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass
+               AND dep.refobjid = ANY (types)
+               AND dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass);
+    END IF;
+    IF schemas IS NOT NULL THEN
+        touched := touched || ARRAY(
+            SELECT c2.oid FROM pg_catalog.pg_class c2 WHERE c2.relnamespace = ANY (schemas));
+    END IF;
+    IF exts IS NOT NULL THEN
+        touched := touched || ARRAY(
+            SELECT dep.objid FROM pg_catalog.pg_depend dep
+             WHERE dep.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+               AND dep.refobjid = ANY (exts) AND dep.deptype = 'e'
+               AND dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass);
+    END IF;
+    IF pg_catalog.cardinality(touched) = 0 THEN
+        RETURN;
+    END IF;
+    -- and everything below them (a column renamed in a parent is renamed in its children)
+    more := touched;
+    LOOP
+        more := ARRAY(SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+                       WHERE i.inhparent = ANY (more)
+                         AND NOT (i.inhrelid = ANY (touched)));
+        EXIT WHEN pg_catalog.cardinality(more) = 0;
+        touched := touched || more;
+    END LOOP;
+    FOR r IN
+        SELECT c.oid, n.nspname, c.relname
+          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.oid = ANY (touched)
+           AND c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
+    LOOP
+        v_path := pgguard.ident_path(r.nspname, r.relname);
+        v_cols := ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
+                         WHERE a.attrelid = r.oid AND a.attnum > 0 ORDER BY a.attnum);
+        SELECT * INTO old FROM pgguard.relation_names x WHERE x.relid = r.oid;
+        IF NOT FOUND THEN
+            INSERT INTO pgguard.relation_names VALUES (r.oid, v_path, v_cols);
+            CONTINUE;
+        END IF;
+        IF old.path = v_path AND old.cols = v_cols THEN
+            CONTINUE;
+        END IF;
+        -- columns only added (ADD COLUMN: the old names are a prefix of the new) rename
+        -- nothing; compared whole, as comparing element by element decompresses a wide
+        -- table's stored array once per column
+        IF old.path <> v_path
+           OR old.cols IS DISTINCT FROM v_cols[1:pg_catalog.cardinality(old.cols)] THEN
+            INSERT INTO pgguard.renames (relid, attnum, renamed_at)
+            SELECT r.oid, 0, pg_catalog.clock_timestamp() WHERE old.path <> v_path
+            UNION ALL
+            SELECT r.oid, x.i, pg_catalog.clock_timestamp()
+              FROM ROWS FROM (pg_catalog.unnest(old.cols), pg_catalog.unnest(v_cols))
+                   WITH ORDINALITY x(o, n, i)
+             WHERE x.o IS NOT NULL AND x.n IS NOT NULL AND x.o <> x.n
+            ON CONFLICT (relid, attnum) DO UPDATE SET renamed_at = EXCLUDED.renamed_at;
+        END IF;
+        UPDATE pgguard.relation_names x SET path = v_path, cols = v_cols WHERE x.relid = r.oid;
+    END LOOP;
+END
+$$;
+
 -- Did the table (attnum 0) or this column get its current name at or after a token issued at
 -- `iat` (so the token, matched against that name, does not cover it)? plpgsql, like the hot
 -- helpers in 010: called per truncated table.
@@ -383,39 +545,52 @@ CREATE OR REPLACE FUNCTION pgguard.on_ddl_end() RETURNS event_trigger
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pgguard, pg_temp
 SET enable_seqscan = off
+-- one plan per query and session: a custom plan per call (an array or TG_TAG parameter makes
+-- the planner prefer them) costs more than the query
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
-    r record;
+    objs oid[];
+    kinds text[];
     rels oid[] := '{}';
+    notes boolean;
+    i integer;
     rel oid;
     excluded text[];
     found text;
 BEGIN
-    IF TG_TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'CREATE SCHEMA',
-                  'CREATE EXTENSION') THEN
-        PERFORM pgguard.note_created_tables();
+    -- One read of the commands: what to note, the sentinel's objects, and the tables to look
+    -- at. Bookkeeping (note_ddl) only when the command reports a relation, type, schema or
+    -- extension: a CREATE TRIGGER (the guard's own, attached below) reports only a trigger,
+    -- which can neither create, link nor rename a table.
+    SELECT pg_catalog.array_agg(d.objid ORDER BY d.ordinality)
+               FILTER (WHERE d.object_type IN ('table', 'schema', 'trigger')),
+           pg_catalog.array_agg(d.object_type ORDER BY d.ordinality)
+               FILTER (WHERE d.object_type IN ('table', 'schema', 'trigger')),
+           pg_catalog.bool_or(d.classid IN ('pg_catalog.pg_class'::pg_catalog.regclass,
+                                            'pg_catalog.pg_type'::pg_catalog.regclass,
+                                            'pg_catalog.pg_namespace'::pg_catalog.regclass,
+                                            'pg_catalog.pg_extension'::pg_catalog.regclass)),
+           -- The sentinel's own objects (pgguard's are the sentinel's to watch: a replaced
+           -- function of ours would already be the one running here). Inline, calling nothing
+           -- replaceable; no token approves it, as the verifier is what would change.
+           pg_catalog.min(d.object_identity) FILTER (
+               WHERE d.schema_name IN ('pgguard_sentinel', 'pgguard_watch')
+                  OR (d.object_type = 'schema'
+                      AND d.object_identity IN ('pgguard_sentinel', 'pgguard_watch'))
+                  OR (d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                      AND d.objid IN (SELECT e.evtfoid FROM pg_catalog.pg_event_trigger e
+                                       WHERE e.evtname LIKE 'pgguard\_%')))
+      INTO objs, kinds, notes, found
+      FROM pg_catalog.pg_event_trigger_ddl_commands() WITH ORDINALITY d;
+    IF notes THEN
+        PERFORM pgguard.note_ddl();
     END IF;
-    IF TG_TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE SCHEMA', 'CREATE EXTENSION') THEN
-        PERFORM pgguard.note_attachments();
-    END IF;
-    -- every command: a rename may come under any tag (see note_names)
-    PERFORM pgguard.note_names();
     IF TG_TAG IN ('GRANT', 'REVOKE', 'ALTER DEFAULT PRIVILEGES') THEN
         PERFORM pgguard.tamper_override(NULL, TG_TAG);
     ELSIF TG_TAG IN ('ALTER SCHEMA', 'ALTER EXTENSION') THEN
         PERFORM pgguard.tamper_override(NULL, TG_TAG);
     END IF;
-    -- The sentinel's own objects (pgguard's are the sentinel's to watch: a replaced function
-    -- of ours would already be the one running here). Inline, calling nothing replaceable;
-    -- no token approves it, as the verifier is what would change.
-    SELECT d.object_identity INTO found
-      FROM pg_catalog.pg_event_trigger_ddl_commands() d
-     WHERE d.schema_name IN ('pgguard_sentinel', 'pgguard_watch')
-        OR (d.object_type = 'schema' AND d.object_identity IN ('pgguard_sentinel', 'pgguard_watch'))
-        OR (d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
-            AND d.objid IN (SELECT e.evtfoid FROM pg_catalog.pg_event_trigger e
-                             WHERE e.evtname LIKE 'pgguard\_%'))
-     LIMIT 1;
     IF found IS NOT NULL THEN
         RAISE EXCEPTION USING
             ERRCODE = 'PGG01',
@@ -427,16 +602,15 @@ BEGIN
                    || ' -- pgguard uninstall',
             CONSTRAINT = 'op=uninstall';
     END IF;
-    FOR r IN SELECT d.objid, d.object_type
-               FROM pg_catalog.pg_event_trigger_ddl_commands() d LOOP
-        IF r.object_type = 'table' THEN
-            rels := rels || r.objid;
-        ELSIF r.object_type = 'schema' THEN
+    FOR i IN 1 .. COALESCE(pg_catalog.cardinality(objs), 0) LOOP
+        IF kinds[i] = 'table' THEN
+            rels := rels || objs[i];
+        ELSIF kinds[i] = 'schema' THEN
             -- a schema renamed (say, from an excluded name): each of its tables needs its guard
             rels := rels || ARRAY(SELECT c.oid FROM pg_catalog.pg_class c
-                                   WHERE c.relnamespace = r.objid AND c.relkind IN ('r', 'p'));
-        ELSIF r.object_type = 'trigger' THEN
-            rels := rels || (SELECT t.tgrelid FROM pg_catalog.pg_trigger t WHERE t.oid = r.objid);
+                                   WHERE c.relnamespace = objs[i] AND c.relkind IN ('r', 'p'));
+        ELSE
+            rels := rels || (SELECT t.tgrelid FROM pg_catalog.pg_trigger t WHERE t.oid = objs[i]);
         END IF;
     END LOOP;
     IF pg_catalog.cardinality(rels) = 0 THEN

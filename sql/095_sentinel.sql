@@ -46,6 +46,7 @@ REVOKE ALL ON FUNCTION pgguard_sentinel.on_sql_drop() FROM PUBLIC;
 CREATE OR REPLACE FUNCTION pgguard_sentinel.on_ddl_end() RETURNS event_trigger
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     owner oid := pg_catalog.to_regrole('pgguard_owner');

@@ -1,0 +1,183 @@
+"""The ddl_command_end guard's one-pass dispatch (sql/060 on_ddl_end + note_ddl), adversarially.
+
+on_ddl_end reads pg_event_trigger_ddl_commands() once and calls the SECURITY DEFINER
+bookkeeping (pgguard.note_ddl) only when the command reports a relation, type, schema or
+extension; a command that reports only triggers (the guard's own nested CREATE TRIGGER) goes
+straight to the per-table judgement. These tests try to use that: a session calling note_ddl
+itself, a look-alike guard created in the same statement as its table, and renames hidden behind
+column additions on a wide table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.guardhelp import (
+    assert_guarded,
+    assert_intact,
+    assert_refused,
+    failure,
+    make_table,
+    refusal,
+    snapshot,
+)
+
+Conn = psycopg.Connection[Any]
+
+NOOP = (
+    "CREATE FUNCTION public.noop() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$"
+)
+
+
+def test_note_ddl_outside_event_trigger(guarded_admin: Conn, app_role: Any) -> None:
+    app = app_role.connect()
+    make_table(app, "public.t")
+    before = snapshot(guarded_admin)
+    err = failure(app, "SELECT pgguard.note_ddl()")
+    assert err.sqlstate != "PGG01", err
+    assert "event trigger" in str(err), err
+    app.execute("BEGIN")
+    with pytest.raises(psycopg.Error), app.transaction():
+        app.execute("SELECT pgguard.note_ddl()")
+    assert_refused(app, "DROP TABLE public.t", op="drop_table", obj="public.t")
+    app.execute("ROLLBACK")
+    assert_intact(guarded_admin, before)
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [
+        "CREATE INDEX ON public.t (public.mark(id))",
+        "ALTER TABLE public.t ADD COLUMN z int DEFAULT public.mark(1)",
+        "CREATE TABLE public.x (LIKE public.t); CREATE INDEX ON public.t (public.mark(id))",
+        "CREATE TABLE public.x AS SELECT public.mark(1) AS one",
+    ],
+)
+def test_note_ddl_called_during_ddl(guarded_admin: Conn, app_role: Any, setup: str) -> None:
+    """Called from inside other DDL, where an event-trigger state exists, it still cannot mark
+    an old table as created in this transaction (nor make its links or names newer than
+    they are: it records only what the commands report)."""
+    app = app_role.connect()
+    make_table(app, "public.t")
+    app.execute(
+        "CREATE FUNCTION public.mark(v int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS"
+        " $$BEGIN PERFORM pgguard.note_ddl(); RETURN v; END$$"
+    )
+    before = snapshot(guarded_admin)
+    app.execute("BEGIN")
+    try:
+        for stmt in setup.split("; "):
+            app.execute(stmt)  # type: ignore[arg-type]
+    except psycopg.Error:
+        app.execute("ROLLBACK")
+        assert_intact(guarded_admin, before)
+        return
+    app.execute("SAVEPOINT s")
+    assert_refused(app, "TRUNCATE public.t", op="truncate", obj="public.t")
+    app.execute("ROLLBACK TO SAVEPOINT s")
+    assert_refused(app, "DROP TABLE public.t", op="drop_table", obj="public.t")
+    app.execute("ROLLBACK")
+    assert_intact(guarded_admin, before)
+
+
+LOOKALIKES = {
+    # another function under the guard's name
+    "function": "CREATE TRIGGER pgguard_truncate_guard BEFORE TRUNCATE ON t FOR EACH STATEMENT"
+    " EXECUTE FUNCTION public.noop()",
+    # the guard's function that never runs
+    "when": "CREATE TRIGGER pgguard_truncate_guard BEFORE TRUNCATE ON t FOR EACH STATEMENT"
+    " WHEN (false) EXECUTE FUNCTION pgguard.truncate_guard()",
+    # the guard's function, after the fact
+    "after": "CREATE TRIGGER pgguard_truncate_guard AFTER TRUNCATE ON t FOR EACH STATEMENT"
+    " EXECUTE FUNCTION pgguard.truncate_guard()",
+    # the guard's function under another name
+    "name": "CREATE TRIGGER not_the_guard BEFORE TRUNCATE ON t FOR EACH STATEMENT"
+    " EXECUTE FUNCTION pgguard.truncate_guard()",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(LOOKALIKES))
+def test_lookalike_guard_in_the_creating_statement(
+    actor: Conn, guarded_admin: Conn, kind: str
+) -> None:
+    """A table and a look-alike of its guard made by one statement (CREATE SCHEMA ... CREATE
+    TABLE ... CREATE TRIGGER): the trigger-only fast path must not let it pass as the guard."""
+    actor.execute(NOOP)
+    before = snapshot(guarded_admin)
+    stmt = f"CREATE SCHEMA lookalike CREATE TABLE t (id int) {LOOKALIKES[kind]}"
+    diag = refusal(actor, stmt)
+    assert diag.message_primary is not None
+    assert "TRUNCATE guard" in diag.message_primary, diag.message_primary
+    assert actor.execute("SELECT to_regnamespace('lookalike')").fetchone() == (None,)
+    assert_intact(guarded_admin, before)
+
+
+@pytest.mark.parametrize("kind", sorted(set(LOOKALIKES) - {"name"}))
+def test_lookalike_guard_next_to_other_ddl(actor: Conn, guarded_admin: Conn, kind: str) -> None:
+    """The same inside one transaction with other DDL, on a table created in it and on an old
+    table: never a table left with a look-alike instead of its guard."""
+    actor.execute(NOOP)
+    make_table(actor, "public.old")
+    before = snapshot(guarded_admin)
+    for table in ("public.t", "public.old"):
+        actor.execute("BEGIN")
+        if table == "public.t":
+            actor.execute("CREATE TABLE public.t (id int)")
+        actor.execute("CREATE INDEX ON public.old (id)")
+        stmt = LOOKALIKES[kind].replace(" ON t ", f" ON {table} ")
+        # the guard is there already: its name is taken, and replacing it is refused
+        actor.execute("SAVEPOINT s")
+        failure(actor, stmt)
+        actor.execute("ROLLBACK TO SAVEPOINT s")
+        refusal(actor, stmt.replace("CREATE TRIGGER", "CREATE OR REPLACE TRIGGER", 1))
+        actor.execute("ROLLBACK")
+    assert_intact(guarded_admin, before)
+    assert_guarded(guarded_admin, "public.old")
+
+
+def test_guard_attached_once_per_new_table(actor: Conn, guarded_admin: Conn) -> None:
+    """The nested CREATE TRIGGER / ENABLE ALWAYS of the guard still end in one correct,
+    ENABLE ALWAYS guard, for every way of making tables, in and out of a transaction."""
+    actor.execute("CREATE TABLE public.a (id int)")
+    actor.execute("CREATE TABLE public.p (id int) PARTITION BY RANGE (id)")
+    actor.execute("BEGIN")
+    actor.execute("CREATE TABLE public.p1 PARTITION OF public.p FOR VALUES FROM (0) TO (10)")
+    actor.execute("CREATE TABLE public.b AS SELECT 1 AS id")
+    actor.execute("CREATE TABLE public.c (LIKE public.a)")
+    actor.execute("COMMIT")
+    for t in ("public.a", "public.p", "public.p1", "public.b", "public.c"):
+        assert_guarded(guarded_admin, t)
+        n = guarded_admin.execute(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = %s::regclass", (t,)
+        ).fetchone()
+        assert n == (1,), (t, n)
+
+
+def test_renames_on_a_wide_table(guarded_admin: Conn, app_role: Any) -> None:
+    """Columns added (the old names a prefix of the new) rename nothing; a rename among many
+    columns, and of the table, is recorded - as the per-column comparison did."""
+    app = app_role.connect()
+    cols = ", ".join(f"c{i} int" for i in range(300))
+    app.execute(f"CREATE TABLE public.w ({cols})")  # type: ignore[arg-type]
+    relid = guarded_admin.execute("SELECT 'public.w'::regclass::oid").fetchone()
+
+    def renames() -> list[tuple[int, ...]]:
+        return guarded_admin.execute(
+            "SELECT attnum FROM pgguard.renames WHERE relid = %s ORDER BY 1", relid
+        ).fetchall()
+
+    for i in range(3):
+        app.execute(f"ALTER TABLE public.w ADD COLUMN n{i} int")  # type: ignore[arg-type]
+    assert renames() == []
+    app.execute("ALTER TABLE public.w RENAME COLUMN c250 TO moved")
+    assert renames() == [(251,)]
+    app.execute("ALTER TABLE public.w RENAME TO w2")
+    assert renames() == [(0,), (251,)]
+    names = guarded_admin.execute(
+        "SELECT path, cols[251], cardinality(cols) FROM pgguard.relation_names WHERE relid = %s",
+        relid,
+    ).fetchone()
+    assert names == ("public.w2", "moved", 303), names
