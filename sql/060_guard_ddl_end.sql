@@ -417,8 +417,8 @@ BEGIN
             PERFORM pgguard.check_override('uninstall', ARRAY[obj], tag, NULL, '{}',
                 pg_catalog.format('pgguard: refusing to rename the TRUNCATE guard of "%s"', obj));
         END IF;
-    ELSIF g.tgfoid <> 'pgguard.truncate_guard()'::pg_catalog.regprocedure
-          OR g.tgtype <> 34 OR g.tgqual IS NOT NULL THEN
+    ELSIF NOT pgguard.guard_form_ok(g.tgfoid, g.tgtype, g.tgqual, rel)
+          AND NOT pgguard.guard_form_old(g.tgfoid, g.tgtype, g.tgqual) THEN
         PERFORM pgguard.check_override('uninstall', ARRAY[obj], tag, NULL, '{}',
             pg_catalog.format('pgguard: refusing to replace the TRUNCATE guard of "%s"', obj));
     ELSIF g.tgenabled <> 'A' THEN
@@ -428,9 +428,10 @@ BEGIN
 END
 $$;
 
--- Make sure one table carries a correct, ENABLE ALWAYS guard; attach it when missing.
--- Returns 'attached', 'healed', 'ok' or 'skipped'; raises PGG01 (op uninstall) when the guard
--- was tampered with. `tag` is the command that led here: only a plain CREATE TRIGGER may leave
+-- Make sure one table carries a correct, ENABLE ALWAYS guard (sql/070: guard_definition,
+-- guard_form_ok); attach it when missing. Returns 'attached', 'healed' (enabled again, or a
+-- guard of the old form replaced), 'ok' or 'skipped'; raises PGG01 (op uninstall) when the
+-- guard was tampered with. `tag` is the command that led here: only a plain CREATE TRIGGER may leave
 -- the guard in ORIGIN mode (and is healed); any other command that did so is refused.
 CREATE OR REPLACE FUNCTION pgguard.ensure_guard(rel oid, tag text) RETURNS text
 LANGUAGE plpgsql VOLATILE
@@ -442,7 +443,7 @@ DECLARE
     g record;
     obj text;
 BEGIN
-    SELECT cl.relkind, cl.relpersistence, n.nspname, cl.relname INTO c
+    SELECT cl.relkind, cl.relpersistence, cl.relowner, n.nspname, cl.relname INTO c
       FROM pg_catalog.pg_class cl JOIN pg_catalog.pg_namespace n ON n.oid = cl.relnamespace
      WHERE cl.oid = rel;
     IF NOT FOUND OR c.relkind NOT IN ('r', 'p') OR c.relpersistence = 't'
@@ -472,9 +473,7 @@ BEGIN
             PERFORM pgguard.tamper_override(rel, tag);
             RETURN 'ok';
         END IF;
-        EXECUTE pg_catalog.format(
-            'CREATE TRIGGER pgguard_truncate_guard BEFORE TRUNCATE ON %s '
-            'FOR EACH STATEMENT EXECUTE FUNCTION pgguard.truncate_guard()', rel::regclass);
+        EXECUTE pgguard.guard_definition(rel);
         -- the nested ddl_command_end for CREATE TRIGGER may already have healed it
         IF (SELECT t.tgenabled FROM pg_catalog.pg_trigger t
              WHERE t.tgrelid = rel AND t.tgname = 'pgguard_truncate_guard') <> 'A' THEN
@@ -484,9 +483,28 @@ BEGIN
         RETURN 'attached';
     END IF;
 
-    IF g.tgfoid <> 'pgguard.truncate_guard()'::pg_catalog.regprocedure
-       OR g.tgtype <> 34          -- BEFORE | TRUNCATE, FOR EACH STATEMENT
-       OR g.tgqual IS NOT NULL THEN
+    -- A guard of the form before the WHEN clause (an upgrade, an old dump) protects as well,
+    -- only slower: replaced in place, keeping it enabled-always, where this role owns the
+    -- table (ENABLE ALWAYS needs that; otherwise install replaces it). Left in ORIGIN mode
+    -- or disabled by anything but a plain CREATE TRIGGER, it is tampering like any other.
+    IF pgguard.guard_form_old(g.tgfoid, g.tgtype, g.tgqual)
+       AND (g.tgenabled = 'A' OR tag = 'CREATE TRIGGER') THEN
+        IF NOT pg_catalog.pg_has_role(c.relowner, 'USAGE') THEN
+            RETURN 'ok';
+        END IF;
+        EXECUTE pgguard.guard_definition(rel, true);
+        -- CREATE OR REPLACE TRIGGER leaves it in ORIGIN mode, unless the nested
+        -- ddl_command_end has already healed it
+        IF (SELECT t.tgenabled FROM pg_catalog.pg_trigger t
+             WHERE t.tgrelid = rel AND t.tgname = 'pgguard_truncate_guard') <> 'A' THEN
+            EXECUTE pg_catalog.format(
+                'ALTER TABLE %s ENABLE ALWAYS TRIGGER pgguard_truncate_guard', rel::regclass);
+        END IF;
+        RETURN 'healed';
+    END IF;
+    -- the function, BEFORE | TRUNCATE, FOR EACH STATEMENT (tgtype 34), and the WHEN clause
+    -- for this very table
+    IF NOT pgguard.guard_form_ok(g.tgfoid, g.tgtype, g.tgqual, rel) THEN
         PERFORM pgguard.tamper_override(rel, tag);
         RETURN 'ok';
     END IF;
@@ -637,8 +655,7 @@ BEGIN
             SELECT 1 FROM pg_catalog.pg_trigger g
              WHERE g.tgrelid = rel AND g.tgname = 'pgguard_truncate_guard'
                AND g.tgenabled = 'A'
-               AND g.tgfoid = 'pgguard.truncate_guard()'::pg_catalog.regprocedure
-               AND g.tgtype = 34 AND g.tgqual IS NULL
+               AND pgguard.guard_form_ok(g.tgfoid, g.tgtype, g.tgqual, rel)
                AND NOT ((SELECT n.nspname::text FROM pg_catalog.pg_class c
                            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
                           WHERE c.oid = rel) = ANY (excluded)));

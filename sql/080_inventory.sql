@@ -3,6 +3,7 @@
 
 -- Every table that should carry a guard, with the state of the guard it has.
 -- state: 'ok' | 'missing' | 'disabled' (tgenabled D) | 'not_always' (O or R) | 'replaced'
+-- | 'outdated' (enabled always, in the form before the WHEN clause: protects, install replaces it)
 CREATE OR REPLACE FUNCTION pgguard.table_guards()
 RETURNS TABLE (relid oid, schema_name text, table_name text, relkind "char", state text)
 LANGUAGE sql STABLE
@@ -10,10 +11,11 @@ SET search_path = pg_catalog, pgguard, pg_temp
 AS $$
     SELECT c.oid, n.nspname::text, c.relname::text, c.relkind,
            CASE WHEN t.oid IS NULL THEN 'missing'
-                WHEN t.tgfoid <> 'pgguard.truncate_guard()'::pg_catalog.regprocedure
-                  OR t.tgtype <> 34 OR t.tgqual IS NOT NULL THEN 'replaced'
+                WHEN NOT pgguard.guard_form_ok(t.tgfoid, t.tgtype, t.tgqual, c.oid)
+                 AND NOT pgguard.guard_form_old(t.tgfoid, t.tgtype, t.tgqual) THEN 'replaced'
                 WHEN t.tgenabled = 'D' THEN 'disabled'
                 WHEN t.tgenabled <> 'A' THEN 'not_always'
+                WHEN t.tgqual IS NULL THEN 'outdated'
                 ELSE 'ok' END
       FROM pg_catalog.pg_class c
       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -44,7 +46,7 @@ BEGIN
         BEGIN
             IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
                         WHERE t.tgrelid = rel AND t.tgname = 'pgguard_truncate_guard'
-                          AND t.tgfoid = 'pgguard.truncate_guard()'::pg_catalog.regprocedure
+                          AND pgguard.guard_form_ok(t.tgfoid, t.tgtype, t.tgqual, rel)
                           AND t.tgenabled <> 'A') THEN
                 EXECUTE pg_catalog.format(
                     'ALTER TABLE %s ENABLE ALWAYS TRIGGER pgguard_truncate_guard', rel::regclass);

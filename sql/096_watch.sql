@@ -33,7 +33,8 @@ BEGIN
                           AND e.evtfoid = pg_catalog.to_regprocedure(x.fn));
     IF missing IS NULL
        AND pg_catalog.to_regclass('pgguard.installation') IS NOT NULL
-       AND pg_catalog.to_regprocedure('pgguard.truncate_guard()') IS NOT NULL THEN
+       AND pg_catalog.to_regprocedure('pgguard.truncate_guard()') IS NOT NULL
+       AND pg_catalog.to_regprocedure('pgguard.truncate_refused(pg_catalog.regclass)') IS NOT NULL THEN
         RETURN NULL;
     END IF;
     RAISE EXCEPTION USING

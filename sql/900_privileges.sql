@@ -46,8 +46,13 @@ GRANT SELECT ON pgguard.audit, pgguard.spent_tokens, pgguard.refusal_seq TO pggu
 -- the helpers behind them - is for pgguard_owner's SECURITY DEFINER code alone: check_override
 -- and truncate_check take the objects to approve from their caller, so a session calling them
 -- by hand could write override rows into the audit trail for objects it never touched.
+-- truncate_refused (the guard's WHEN clause, run in the truncating role's rights) takes only
+-- the table: by hand it approves nothing the session's token does not already cover.
 GRANT EXECUTE ON FUNCTION
     pgguard.on_sql_drop(), pgguard.on_ddl_end(), pgguard.truncate_guard(),
+    pgguard.truncate_refused(pg_catalog.regclass), pgguard.guard_definition(oid, boolean),
+    pgguard.guard_when(oid), pgguard.guard_form_ok(oid, smallint, pg_catalog.pg_node_tree, oid),
+    pgguard.guard_form_old(oid, smallint, pg_catalog.pg_node_tree),
     pgguard.on_table_rewrite(),
     pgguard.note_created_tables(),
     pgguard.note_attachments(), pgguard.note_names(), pgguard.note_ddl(),

@@ -203,11 +203,16 @@ def make_table(conn: Conn, name: str, rows: int = 3, *, extra: str = "") -> None
 
 
 def guard_state(conn: Conn, table: str) -> tuple[Any, ...] | None:
-    """(tgenabled, function, tgtype, has WHEN) of ``table``'s guard, or None if it has none."""
+    """(tgenabled, function, tgtype, WHEN is the guard's own for this very table) of
+    ``table``'s guard, or None if it has none."""
     row = conn.execute(
         """
-        SELECT t.tgenabled, t.tgfoid::regprocedure::text, t.tgtype, t.tgqual IS NOT NULL
-          FROM pg_catalog.pg_trigger t
+        SELECT t.tgenabled, t.tgfoid::regprocedure::text, t.tgtype,
+               COALESCE(pg_catalog.pg_get_expr(t.tgqual, 0) IN (
+                   format('pgguard.truncate_refused(%%s::regclass)', q.lit),
+                   format('truncate_refused(%%s::regclass)', q.lit)), false)
+          FROM pg_catalog.pg_trigger t,
+               LATERAL (SELECT quote_literal(t.tgrelid::regclass::text) AS lit) q
          WHERE t.tgrelid = %s::regclass AND t.tgname = %s
         """,
         (table, GUARD),
@@ -215,7 +220,7 @@ def guard_state(conn: Conn, table: str) -> tuple[Any, ...] | None:
     return tuple(row) if row else None
 
 
-GOOD_GUARD = ("A", "pgguard.truncate_guard()", 34, False)
+GOOD_GUARD = ("A", "pgguard.truncate_guard()", 34, True)
 
 
 def assert_guarded(conn: Conn, table: str, *, check_truncate: bool = True) -> None:

@@ -174,7 +174,11 @@ BEGIN
             OR (d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
                 AND d.refobjid = ANY (ARRAY(SELECT p.oid FROM pg_catalog.pg_proc p
                                              WHERE p.pronamespace = ns
-                                               AND p.proname <> 'truncate_guard'))))
+                                               AND p.proname <> 'truncate_guard'))
+                -- a TRUNCATE guard's WHEN clause (its form is judged with the guards below)
+                AND NOT (d.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass
+                         AND d.refobjid = 'pgguard.truncate_refused(pg_catalog.regclass)'
+                                              ::pg_catalog.regprocedure)))
        AND pg_catalog.age(d.xmin) <= 0
      LIMIT 1;
     IF hit IS NOT NULL THEN RETURN hit; END IF;
@@ -484,9 +488,11 @@ BEGIN
                     pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
                         AS path,
                     CASE WHEN t.oid IS NULL THEN 'missing'
-                         WHEN t.tgfoid <> 'pgguard.truncate_guard()'::pg_catalog.regprocedure
-                           OR t.tgtype <> 34 OR t.tgqual IS NOT NULL THEN 'replaced'
-                         WHEN t.tgenabled <> 'A' THEN 'disabled' END AS state
+                         WHEN NOT pgguard.guard_form_ok(t.tgfoid, t.tgtype, t.tgqual, c.oid)
+                          AND NOT pgguard.guard_form_old(t.tgfoid, t.tgtype, t.tgqual)
+                         THEN 'replaced'
+                         WHEN t.tgenabled <> 'A' THEN 'disabled'
+                         ELSE 'outdated' END AS state
                FROM pg_catalog.pg_class c
                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
                LEFT JOIN pg_catalog.pg_trigger t
@@ -494,9 +500,11 @@ BEGIN
               WHERE c.relnamespace = ANY (g) AND c.relkind IN ('r', 'p')
                 AND c.relpersistence <> 't'
                 AND (t.oid IS NULL OR t.tgenabled <> 'A'
-                     OR t.tgfoid <> 'pgguard.truncate_guard()'::pg_catalog.regprocedure
-                     OR t.tgtype <> 34 OR t.tgqual IS NOT NULL) LOOP
-        IF EXISTS (SELECT 1 FROM unnest(b_rel, b_guard) b(oid, ok)
+                     OR NOT pgguard.guard_form_ok(t.tgfoid, t.tgtype, t.tgqual, c.oid)) LOOP
+        IF r.state = 'outdated' THEN
+            -- enabled always, in the form before the WHEN clause: replaced in place
+            PERFORM pgguard.ensure_guard(r.relid, 'CREATE TRIGGER');
+        ELSIF EXISTS (SELECT 1 FROM unnest(b_rel, b_guard) b(oid, ok)
                     WHERE b.oid = r.relid AND b.ok) THEN
             PERFORM pgguard.check_override('uninstall', ARRAY[r.path], tag, NULL, '{}',
                 pg_catalog.format('pgguard: refusing to %s the TRUNCATE guard of "%s"',
