@@ -377,7 +377,7 @@ def unguarded_tables(ctx: Context) -> Iterator[Finding]:
     """Tables without an enabled-ALWAYS TRUNCATE guard."""
     rows = ctx.rows(
         "SELECT format('%I.%I', schema_name, table_name), state FROM pgguard.table_guards()"
-        " WHERE state <> 'ok' ORDER BY 1"
+        " WHERE state NOT IN ('ok', 'outdated') ORDER BY 1"
     )
     if rows:
         shown = ", ".join(f"{t} ({s})" for t, s in rows[:10])

@@ -141,8 +141,12 @@ def status(conn: psycopg.Connection[Any]) -> Status:
         )
         for name in expected
     )
+    # 'outdated': the guard's form before the WHEN clause, which protects as well (install
+    # replaces it): protected, and a note
     counts = conn.execute(
-        "SELECT count(*) FILTER (WHERE state = 'ok'), count(*) FILTER (WHERE state <> 'ok')"
+        "SELECT count(*) FILTER (WHERE state IN ('ok', 'outdated')),"
+        " count(*) FILTER (WHERE state NOT IN ('ok', 'outdated')),"
+        " count(*) FILTER (WHERE state = 'outdated')"
         " FROM pgguard.table_guards()"
     ).fetchone()
     assert counts is not None
@@ -150,7 +154,7 @@ def status(conn: psycopg.Connection[Any]) -> Status:
         TableState(name, state)
         for name, state in conn.execute(
             "SELECT format('%%I.%%I', schema_name, table_name), state FROM pgguard.table_guards()"
-            " WHERE state <> 'ok' ORDER BY 1 LIMIT %s",
+            " WHERE state NOT IN ('ok', 'outdated') ORDER BY 1 LIMIT %s",
             (LIST_LIMIT,),
         )
     )
@@ -205,6 +209,11 @@ def status(conn: psycopg.Connection[Any]) -> Status:
         notes.append(
             f"installed version {installed_version} differs from this package's {__version__}:"
             " run pgguard install to upgrade"
+        )
+    if counts[2]:
+        notes.append(
+            f"{counts[2]} table(s) carry the TRUNCATE guard in its earlier form (it protects"
+            " them; TRUNCATE of many tables is slower): run pgguard install to replace it"
         )
     if not keys[0]:
         notes.append("no approver key is registered: no override token can be accepted")

@@ -212,7 +212,8 @@ def guard_state(conn: Conn, table: str) -> tuple[Any, ...] | None:
                    format('pgguard.truncate_refused(%%s::regclass)', q.lit),
                    format('truncate_refused(%%s::regclass)', q.lit)), false)
           FROM pg_catalog.pg_trigger t,
-               LATERAL (SELECT quote_literal(t.tgrelid::regclass::text) AS lit) q
+               LATERAL (SELECT '''' || replace(t.tgrelid::regclass::text, '''', '''''')
+                               || '''' AS lit) q
          WHERE t.tgrelid = %s::regclass AND t.tgname = %s
         """,
         (table, GUARD),
