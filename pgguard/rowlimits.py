@@ -147,16 +147,20 @@ def protect_rows(
             for name in names:
                 table = sql.SQL(name)  # a regclass rendering: quoted where it must be
                 for event, trigger in TRIGGERS.items():
-                    conn.execute(
-                        sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(
-                            sql.Identifier(trigger), table
-                        )
-                    )
                     if remove or OPS[event] not in wanted:
+                        # the guard refuses this DROP without the uninstall token that
+                        # record_row_limits has just asked for
+                        conn.execute(
+                            sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(
+                                sql.Identifier(trigger), table
+                            )
+                        )
                         continue
+                    # replaced in place: dropping it (even to re-create it) would take the
+                    # limit away, which the guard refuses without a token
                     conn.execute(
                         sql.SQL(
-                            "CREATE TRIGGER {} AFTER {} ON {} REFERENCING OLD TABLE AS"
+                            "CREATE OR REPLACE TRIGGER {} AFTER {} ON {} REFERENCING OLD TABLE AS"
                             " pgguard_changed FOR EACH STATEMENT"
                             " EXECUTE FUNCTION pgguard.row_limit_guard({})"
                         ).format(

@@ -45,6 +45,7 @@ DECLARE
     col_oids oid[];
     col_subids integer[];
     renamed record;
+    row_limit record;
     ancestors text[];
     hint_extra text[] := '{}';
     claims jsonb;
@@ -75,6 +76,24 @@ BEGIN
                    || pg_catalog.quote_ident(pg_catalog.current_database())
                    || ' -- pgguard uninstall',
             CONSTRAINT = 'op=uninstall';
+    END IF;
+    -- a row-limit trigger (075) dropped alone takes the limit away: op uninstall on its table,
+    -- the token protect-rows --remove asks for too
+    SELECT pgguard.ident_path(o.address_names[1], o.address_names[2]) AS tbl,
+           o.address_names[3] AS trigger
+      INTO row_limit
+      FROM pg_catalog.pg_event_trigger_dropped_objects() o
+     WHERE o.object_type = 'trigger' AND NOT o.is_temporary
+       AND o.address_names[3] IN ('pgguard_row_limit_delete', 'pgguard_row_limit_update')
+       AND NOT o.address_names[1] = ANY (pgguard.excluded_schemas())
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger_dropped_objects() d
+                        WHERE d.object_type = 'table' AND d.address_names[1] = o.address_names[1]
+                          AND d.address_names[2] = o.address_names[2])
+     LIMIT 1;
+    IF FOUND THEN
+        PERFORM pgguard.check_override('uninstall', ARRAY[row_limit.tbl], tag, NULL, '{}',
+            pg_catalog.format('pgguard: refusing to drop the row-loss limit "%s" of "%s"',
+                              row_limit.trigger, row_limit.tbl));
     END IF;
     excluded := pgguard.excluded_schemas();
     empty_on := pgguard.empty_rule_on();

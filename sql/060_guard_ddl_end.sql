@@ -661,5 +661,14 @@ BEGIN
                           WHERE c.oid = rel) = ANY (excluded)));
         PERFORM pgguard.ensure_guard(rel, TG_TAG);
     END LOOP;
+    -- row-loss limits (075): a disabled, renamed or replaced row-limit trigger is refused
+    FOREACH rel IN ARRAY rels LOOP
+        CONTINUE WHEN rel IS NULL OR NOT EXISTS (
+            SELECT 1 FROM pg_catalog.pg_trigger g
+             WHERE g.tgrelid = rel
+               AND (g.tgname IN ('pgguard_row_limit_delete', 'pgguard_row_limit_update')
+                    OR g.tgfoid = 'pgguard.row_limit_guard()'::pg_catalog.regprocedure));
+        PERFORM pgguard.row_limits_ensure(rel, TG_TAG);
+    END LOOP;
 END
 $$;

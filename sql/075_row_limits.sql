@@ -220,3 +220,81 @@ AS $$
                                        ELSE 'pgguard_row_limit_update' END
               AND t.tgfoid = 'pgguard.row_limit_guard()'::pg_catalog.regprocedure)
 $$;
+
+-- Whether the row-limit triggers on one table are as protect-rows made them, for
+-- pgguard.on_ddl_end (after ALTER TABLE, CREATE [OR REPLACE] TRIGGER, ALTER TRIGGER on a table
+-- that has one). Runs as the session's role. A trigger CREATE TRIGGER just left in ORIGIN mode
+-- is healed (protect-rows then sets ENABLE ALWAYS itself); anything else is for
+-- row_limit_tamper to judge. Dropping one goes through pgguard.on_sql_drop (050).
+CREATE OR REPLACE FUNCTION pgguard.row_limits_ensure(rel oid, tag text) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+DECLARE
+    t record;
+BEGIN
+    IF tag = 'CREATE TRIGGER' THEN
+        FOR t IN SELECT g.tgname FROM pg_catalog.pg_trigger g
+                  WHERE g.tgrelid = rel AND g.tgenabled = 'O'
+                    AND g.tgname IN ('pgguard_row_limit_delete', 'pgguard_row_limit_update')
+                    AND g.tgfoid = 'pgguard.row_limit_guard()'::pg_catalog.regprocedure LOOP
+            EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I',
+                                      rel::pg_catalog.regclass, t.tgname);
+        END LOOP;
+    END IF;
+    PERFORM pgguard.row_limit_tamper(rel, tag);
+END
+$$;
+
+-- The door to check_override (op uninstall on the table) for a row-limit trigger that was
+-- disabled (DISABLE TRIGGER name|USER|ALL, or ENABLE in ORIGIN/REPLICA mode), renamed, or
+-- replaced (CREATE OR REPLACE TRIGGER with another function, event, column list, WHEN or
+-- transition table). Like tamper_override it takes nothing but the table from its caller and
+-- finds the change in the catalog, so calling it by hand approves only what is really there.
+-- Changing the limits themselves (the arguments) is what protect-rows does, and stays open.
+CREATE OR REPLACE FUNCTION pgguard.row_limit_tamper(rel oid, tag text) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+DECLARE
+    g record;
+    obj text;
+    what text;
+BEGIN
+    SELECT pgguard.ident_path(n.nspname, c.relname) INTO obj
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = rel;
+    IF obj IS NULL THEN
+        RETURN;
+    END IF;
+    FOR g IN SELECT t.tgname, t.tgfoid, t.tgtype, t.tgenabled, t.tgqual, t.tgoldtable,
+                    t.tgnewtable, t.tgattr, t.tgconstraint
+               FROM pg_catalog.pg_trigger t
+              WHERE t.tgrelid = rel
+                AND (t.tgname IN ('pgguard_row_limit_delete', 'pgguard_row_limit_update')
+                     OR t.tgfoid = 'pgguard.row_limit_guard()'::pg_catalog.regprocedure)
+              ORDER BY t.tgname LOOP
+        what := CASE
+            WHEN g.tgname NOT IN ('pgguard_row_limit_delete', 'pgguard_row_limit_update')
+                THEN 'rename'
+            WHEN g.tgfoid <> 'pgguard.row_limit_guard()'::pg_catalog.regprocedure
+                 -- AFTER, FOR EACH STATEMENT, DELETE (8) or UPDATE (16) alone
+                 OR g.tgtype <> CASE g.tgname WHEN 'pgguard_row_limit_delete' THEN 8 ELSE 16 END
+                 OR g.tgqual IS NOT NULL OR g.tgoldtable IS DISTINCT FROM 'pgguard_changed'
+                 OR g.tgnewtable IS NOT NULL OR g.tgconstraint <> 0
+                 OR pg_catalog.cardinality(g.tgattr::pg_catalog.int2[]) <> 0
+                THEN 'replace'
+            WHEN g.tgenabled <> 'A' AND NOT (g.tgenabled = 'O' AND tag = 'CREATE TRIGGER')
+                THEN 'disable'
+            END;
+        IF what IS NOT NULL THEN
+            PERFORM pgguard.check_override('uninstall', ARRAY[obj], tag, NULL, '{}',
+                pg_catalog.format('pgguard: refusing to %s the row-loss limit "%s" of "%s"',
+                                  what, CASE WHEN what <> 'rename' THEN g.tgname
+                                             WHEN g.tgtype = 8 THEN 'pgguard_row_limit_delete'
+                                             WHEN g.tgtype = 16 THEN 'pgguard_row_limit_update'
+                                             ELSE g.tgname END, obj));
+        END IF;
+    END LOOP;
+END
+$$;

@@ -12,5 +12,6 @@ GRANT EXECUTE ON FUNCTION
     pgguard.row_limits(),
     pgguard.token_covers(text, text),
     pgguard.record_row_limits(oid[], text[], boolean),
-    pgguard.row_limits_missing()
+    pgguard.row_limits_missing(),
+    pgguard.row_limits_ensure(oid, text), pgguard.row_limit_tamper(oid, text)
 TO PUBLIC;

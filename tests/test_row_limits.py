@@ -216,7 +216,9 @@ def test_all_tables_skips_partitions(guarded_admin: Conn) -> None:
     assert r.message == 'pgguard: refusing to delete 10 rows of "public.p"'
 
 
-def test_status_lists_limits_and_reports_a_disabled_one(guarded_admin: Conn, tenants: Conn) -> None:
+def test_status_lists_limits_and_reports_a_disabled_one(
+    guarded_admin: Conn, tenants: Conn, approver: rsa.RSAPrivateKey
+) -> None:
     st = status(guarded_admin)
     assert st.healthy
     assert {(r.table, r.op, r.max_rows, r.enabled) for r in st.row_limits} >= {
@@ -224,7 +226,10 @@ def test_status_lists_limits_and_reports_a_disabled_one(guarded_admin: Conn, ten
         ("public.tenants", "update_rows", 1000, "always"),
     }
     assert st.to_json()["row_limits"][0]["table"] == "public.members"
+    # disabling it needs an uninstall token (see test_row_limit_triggers_resist_tampering)
+    _uninstall_token(guarded_admin, approver, "public.tenants")
     guarded_admin.execute("ALTER TABLE tenants DISABLE TRIGGER pgguard_row_limit_delete")
+    guarded_admin.execute("RESET pgguard.token")
     st = status(guarded_admin)
     assert not st.healthy
     assert (
@@ -248,15 +253,17 @@ def test_deletes_only(guarded_admin: Conn, tenants: Conn, approver: rsa.RSAPriva
 def test_dropped_trigger_shows_in_status_and_record_needs_a_token(
     guarded_admin: Conn, tenants: Conn, approver: rsa.RSAPrivateKey
 ) -> None:
-    # the table's owner (superuser or app role) may drop the trigger itself...
+    # dropping the trigger needs an uninstall token on the table...
+    _uninstall_token(tenants, approver, "public.tenants")
     tenants.execute("DROP TRIGGER pgguard_row_limit_delete ON tenants")
+    tenants.execute("RESET pgguard.token")
     st = status(guarded_admin)
     assert not st.healthy
     assert st.problems == (
         "the row-loss limit (delete_rows) on public.tenants is missing: its trigger was dropped"
         " (pgguard protect-rows puts it back)",
     )
-    # ...but cannot clear the record that betrays it without an uninstall token
+    # ...and so does clearing the record that betrays it
     r = refused(tenants, "SELECT pgguard.record_row_limits(ARRAY['tenants'::regclass::oid],"
                          " '{}', true)")  # fmt: skip
     assert r.constraint == "op=uninstall"
@@ -277,4 +284,83 @@ def test_dropped_trigger_shows_in_status_and_record_needs_a_token(
     assert status(guarded_admin).healthy
     _uninstall_token(tenants, approver, "public.tenants")
     tenants.execute("SELECT pgguard.record_row_limits(ARRAY['tenants'::regclass::oid], '{}', true)")
+    tenants.execute("RESET pgguard.token")
+
+
+# Each way the owner of a table (app role or superuser) could take a row-loss limit away
+# without `protect-rows --remove`: every one is refused unless an uninstall token covers it.
+TAMPERING = [
+    ("drop", "DROP TRIGGER pgguard_row_limit_delete ON tenants"),
+    ("disable", "ALTER TABLE tenants DISABLE TRIGGER pgguard_row_limit_update"),
+    ("disable", "ALTER TABLE tenants DISABLE TRIGGER ALL"),
+    ("disable", "ALTER TABLE tenants DISABLE TRIGGER USER"),
+    ("disable", "ALTER TABLE tenants ENABLE TRIGGER pgguard_row_limit_delete"),  # ORIGIN only
+    ("disable", "ALTER TABLE tenants ENABLE REPLICA TRIGGER pgguard_row_limit_delete"),
+    ("rename", "ALTER TRIGGER pgguard_row_limit_delete ON tenants RENAME TO old_limit"),
+    ("replace", "CREATE OR REPLACE TRIGGER pgguard_row_limit_delete AFTER DELETE ON tenants"
+                " FOR EACH STATEMENT EXECUTE FUNCTION noop()"),
+    ("replace", "CREATE OR REPLACE TRIGGER pgguard_row_limit_delete AFTER DELETE ON tenants"
+                " REFERENCING OLD TABLE AS pgguard_changed FOR EACH STATEMENT WHEN (false)"
+                " EXECUTE FUNCTION pgguard.row_limit_guard('1000', '0.5')"),
+    ("replace", "CREATE OR REPLACE TRIGGER pgguard_row_limit_update AFTER UPDATE OF id ON tenants"
+                " FOR EACH STATEMENT"
+                " EXECUTE FUNCTION pgguard.row_limit_guard('1000', '0.5')"),
+    ("replace", "CREATE OR REPLACE TRIGGER pgguard_row_limit_update AFTER INSERT ON tenants"
+                " REFERENCING NEW TABLE AS pgguard_changed FOR EACH STATEMENT"
+                " EXECUTE FUNCTION pgguard.row_limit_guard('1000', '0.5')"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "stmt"), TAMPERING)
+def test_row_limit_triggers_resist_tampering(
+    guarded_admin: Conn, tenants: Conn, approver: rsa.RSAPrivateKey, what: str, stmt: str
+) -> None:
+    tenants.execute(
+        "CREATE FUNCTION noop() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$"
+    )
+    before = list_row_limits(guarded_admin)
+    if stmt.endswith("ALL") and tenants.info.user != guarded_admin.info.user:
+        # tenants' foreign-key triggers already keep a non-superuser from disabling them all
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            tenants.execute(stmt)
+        assert list_row_limits(guarded_admin) == before
+        return
+    r = refused(tenants, stmt)
+    assert r.constraint == "op=uninstall"
+    if "ALL" not in stmt and "USER" not in stmt:  # the TRUNCATE guard may speak first there
+        trigger = stmt.split("TRIGGER ")[1].split()[0]
+        if trigger in ("ALL", "USER", "REPLICA"):
+            trigger = stmt.split("TRIGGER ")[2].split()[0]
+        assert r.message == (
+            f'pgguard: refusing to {what} the row-loss limit "{trigger}" of "public.tenants"'
+        )
+        assert "uninstall" in (r.hint or "")
+    assert list_row_limits(guarded_admin) == before
+    assert status(guarded_admin).healthy
+    _limit_refusal(tenants, "DELETE FROM tenants", verb="delete", n=10, table="public.tenants",
+                   had=10)  # fmt: skip
+    # an uninstall token on the table approves it, and the override is audited
+    _uninstall_token(tenants, approver, "public.tenants")
+    tenants.execute(stmt)
+    tenants.execute("RESET pgguard.token")
+    audited = "SELECT count(*) FROM pgguard.audit WHERE op = 'uninstall' AND object = %s"
+    assert count(guarded_admin, audited, ["public.tenants"]) >= 1
+
+
+def test_protect_rows_again_changes_limits_without_a_token(
+    guarded_admin: Conn, tenants: Conn, approver: rsa.RSAPrivateKey
+) -> None:
+    # replaced in place, never dropped: no token needed to change a limit
+    protect_rows(guarded_admin, ["public.tenants"], max_rows=3, max_fraction=1)
+    assert {(lim.op, lim.max_rows, lim.enabled) for lim in list_row_limits(guarded_admin)
+            if lim.table == "public.tenants"} == {("delete_rows", 3, "always"),
+                                                   ("update_rows", 3, "always")}  # fmt: skip
+    _limit_refusal(tenants, "UPDATE tenants SET plan = 'x' WHERE id <= 4", verb="update", n=4,
+                   table="public.tenants", had=None, max_rows=3)  # fmt: skip
+    # dropped with its table, the table's drop is what is judged (drop_table, no uninstall)
+    tenants.execute("CREATE TABLE scratch (id int)")
+    protect_rows(guarded_admin, ["public.scratch"])
+    token = issue_token(approver, ttl=300, ops=["drop_table"], objects=["public.scratch"])
+    tenants.execute("SELECT set_config('pgguard.token', %s, false)", (token,))
+    tenants.execute("DROP TABLE scratch")
     tenants.execute("RESET pgguard.token")
