@@ -24,6 +24,7 @@ import psycopg
 from .connect import check_server
 from .errors import NotInstalled
 from .installer import EVENT_TRIGGERS, OWNER_ROLE
+from .rowlimits import RowLimit, row_limits_if_installed
 
 SEVERITIES = ("high", "medium", "low", "info")
 
@@ -57,6 +58,8 @@ class DoctorReport:
     server_version: str
     checks: tuple[str, ...]
     findings: tuple[Finding, ...]
+    #: every row-loss limit (`pgguard protect-rows`), as its trigger has it
+    row_limits: tuple[RowLimit, ...] = ()
 
     @property
     def open_high(self) -> bool:
@@ -71,6 +74,7 @@ class DoctorReport:
             "server_version": self.server_version,
             "checks": list(self.checks),
             "findings": [f.to_json() for f in self.findings],
+            "row_limits": [lim.to_json() for lim in self.row_limits],
             "high": sum(f.severity == "high" for f in self.findings),
         }
 
@@ -150,10 +154,11 @@ def doctor(conn: psycopg.Connection[Any], checks: Iterable[Check] | None = None)
                     "run pgguard doctor as a role that can read the catalogs it needs",
                 )
             )
+    limits = row_limits_if_installed(conn)
     if not conn.autocommit:
         conn.rollback()
     found.sort(key=lambda f: (SEVERITIES.index(f.severity), f.id, f.evidence))
-    return DoctorReport(database, role, version, tuple(names), tuple(found))
+    return DoctorReport(database, role, version, tuple(names), tuple(found), limits)
 
 
 # --- the checks --------------------------------------------------------------------------------
@@ -472,5 +477,6 @@ def _digest(src: str) -> str:
     return hashlib.sha256(src.strip().encode()).hexdigest()
 
 
-# privilege mode's own checks register themselves on CHECKS (they import this module)
-from . import privmode_doctor  # noqa: E402,F401
+# privilege mode's and row-loss limits' own checks register themselves on CHECKS (they import
+# this module)
+from . import privmode_doctor, rowlimits_doctor  # noqa: E402,F401

@@ -75,6 +75,26 @@ def list_row_limits(conn: psycopg.Connection[Any]) -> tuple[RowLimit, ...]:
     )
 
 
+def row_limits_if_installed(conn: psycopg.Connection[Any]) -> tuple[RowLimit, ...]:
+    """Like :func:`list_row_limits`, but empty where pgguard predates row-loss limits."""
+    row = conn.execute("SELECT to_regprocedure('pgguard.row_limits()')").fetchone()
+    return () if row is None or row[0] is None else list_row_limits(conn)
+
+
+def missing_row_limits(conn: psycopg.Connection[Any]) -> tuple[tuple[str, str], ...]:
+    """(table, op) of limits `protect-rows` recorded whose trigger is gone."""
+    row = conn.execute("SELECT to_regprocedure('pgguard.row_limits_missing()')").fetchone()
+    if row is None or row[0] is None:
+        return ()
+    return tuple(
+        (r[0], r[1])
+        for r in conn.execute(
+            "SELECT pgguard.ident_path(schema_name, table_name), op"
+            " FROM pgguard.row_limits_missing() ORDER BY 1, 2"
+        )
+    )
+
+
 def _resolve(conn: psycopg.Connection[Any], tables: Iterable[str], all_tables: bool) -> list[str]:
     """Regclass texts of the tables to act on."""
     out: list[str] = []

@@ -9,11 +9,23 @@ recorded in the audit trail.
 
 from __future__ import annotations
 
+import json
+
 import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from tokenhelp import DETAIL_NONE, Conn, approver_key, count, hint_for, refused, register
+from tokenhelp import (
+    DETAIL_NONE,
+    Conn,
+    approver_key,
+    count,
+    hint_for,
+    refused,
+    register,
+    run_cli,
+)
 
+from pgguard.doctor import doctor
 from pgguard.errors import NotInstalled, UsageError
 from pgguard.health import status
 from pgguard.rowlimits import list_row_limits, protect_rows
@@ -364,3 +376,39 @@ def test_protect_rows_again_changes_limits_without_a_token(
     tenants.execute("SELECT set_config('pgguard.token', %s, false)", (token,))
     tenants.execute("DROP TABLE scratch")
     tenants.execute("RESET pgguard.token")
+
+
+def test_doctor_lists_limits_and_flags_disabled_and_missing(
+    guarded_admin: Conn, tenants: Conn, approver: rsa.RSAPrivateKey, guarded_db_dsn: str
+) -> None:
+    report = doctor(tenants)
+    assert {(lim.table, lim.op, lim.max_rows, lim.max_fraction, lim.enabled)
+            for lim in report.row_limits} == {
+        ("public.tenants", "delete_rows", 1000, 0.5, "always"),
+        ("public.tenants", "update_rows", 1000, 0.5, "always"),
+        ("public.members", "delete_rows", 1000, 0.5, "always"),
+        ("public.members", "update_rows", 1000, 0.5, "always"),
+    }  # fmt: skip
+    assert "row_limit_triggers" in report.checks
+    assert not [f for f in report.findings if f.id.startswith("row_limits.")]
+    _uninstall_token(guarded_admin, approver, "public.tenants", "public.members")
+    guarded_admin.execute("ALTER TABLE tenants DISABLE TRIGGER pgguard_row_limit_update")
+    guarded_admin.execute("DROP TRIGGER pgguard_row_limit_delete ON members")
+    guarded_admin.execute("RESET pgguard.token")
+    found = {(f.id, f.severity, f.evidence) for f in doctor(tenants).findings
+             if f.id.startswith("row_limits.")}  # fmt: skip
+    assert found == {
+        ("row_limits.disabled", "high",
+         "the row-loss limit (update_rows) on public.tenants is disabled, not enabled always:"
+         " no session is limited"),
+        ("row_limits.missing", "high",
+         "the row-loss limit (delete_rows) on public.members is missing: its trigger was dropped"),
+    }  # fmt: skip
+    done = run_cli("doctor", "--dsn", guarded_db_dsn, "--json")
+    assert done.returncode == 1, done.stderr
+    data = json.loads(done.stdout)
+    assert {"table": "public.tenants", "op": "update_rows", "max_rows": 1000,
+            "max_fraction": 0.5, "enabled": "disabled"} in data["row_limits"]  # fmt: skip
+    assert {f["id"] for f in data["findings"]} >= {"row_limits.disabled", "row_limits.missing"}
+    text = run_cli("doctor", "--dsn", guarded_db_dsn)
+    assert "row-loss limits" in text.stderr and "public.tenants" in text.stderr

@@ -38,4 +38,11 @@ def doctor(dsn: str | None, as_json: bool) -> None:
                 colour = {"high": "red", "medium": "yellow"}.get(f.severity, "white")
                 table.add_row(f"[{colour}]{f.severity}[/]", f.id, f.evidence, f.fix)
             err.print(table)
+        if report.row_limits:
+            limits = Table("table", "op", "max rows", "max fraction", "enabled",
+                           title="row-loss limits (pgguard protect-rows)")  # fmt: skip
+            for lim in report.row_limits:
+                limits.add_row(lim.table, lim.op, str(lim.max_rows), f"{lim.max_fraction:g}",
+                               lim.enabled)  # fmt: skip
+            err.print(limits)
     sys.exit(1 if report.open_high else 0)
