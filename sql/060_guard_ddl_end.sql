@@ -177,15 +177,13 @@ DECLARE
     created oid[];     -- tables this command created
     linked oid[];      -- tables whose partitions/children links may have changed
     rels oid[];        -- relations the command reports, whatever it calls them
+    composite boolean; -- one of them a composite type (its typed tables are touched too)
     types oid[];
     schemas oid[];
     exts oid[];
     touched oid[];
     more oid[];
     r record;
-    old pgguard.relation_names;
-    v_path text;
-    v_cols text[];
 BEGIN
     SELECT pg_catalog.array_agg(d.objid) FILTER (
                WHERE d.object_type = 'table' AND d.command_tag IN (
@@ -196,42 +194,55 @@ BEGIN
                      'CREATE TABLE', 'ALTER TABLE', 'CREATE SCHEMA', 'CREATE EXTENSION')),
            pg_catalog.array_agg(d.objid) FILTER (
                WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass),
+           pg_catalog.bool_or(d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                              AND (SELECT c.relkind FROM pg_catalog.pg_class c
+                                    WHERE c.oid = d.objid) = 'c'),
            pg_catalog.array_agg(d.objid) FILTER (
                WHERE d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass),
            pg_catalog.array_agg(d.objid) FILTER (
                WHERE d.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass),
            pg_catalog.array_agg(d.objid) FILTER (
                WHERE d.classid = 'pg_catalog.pg_extension'::pg_catalog.regclass)
-      INTO created, linked, rels, types, schemas, exts
+      INTO created, linked, rels, composite, types, schemas, exts
       FROM pg_catalog.pg_event_trigger_ddl_commands() d;
 
     -- note_created_tables
     IF created IS NOT NULL THEN
         v_xid := pgguard.current_xid();
         -- forget finished transactions (see note_created_tables: one transaction of 32)
-        IF v_xid % 32 = 0
-           AND NOT EXISTS (SELECT 1 FROM pgguard.created_tables c WHERE c.xid = v_xid) THEN
-            DELETE FROM pgguard.created_tables c
-             WHERE c.ctid IN (
-                SELECT c2.ctid FROM pgguard.created_tables c2
-                 WHERE c2.xid < pg_catalog.pg_snapshot_xmin(
-                           pg_catalog.pg_current_snapshot())::text::bigint
-                 LIMIT 10000 FOR UPDATE SKIP LOCKED);
+        IF v_xid % 32 = 0 THEN
+            IF NOT EXISTS (SELECT 1 FROM pgguard.created_tables c WHERE c.xid = v_xid) THEN
+                DELETE FROM pgguard.created_tables c
+                 WHERE c.ctid IN (
+                    SELECT c2.ctid FROM pgguard.created_tables c2
+                     WHERE c2.xid < pg_catalog.pg_snapshot_xmin(
+                               pg_catalog.pg_current_snapshot())::text::bigint
+                     LIMIT 10000 FOR UPDATE SKIP LOCKED);
+            END IF;
         END IF;
-        -- a new table may have the oid of one dropped while pgguard was not looking
-        DELETE FROM pgguard.relation_names x WHERE x.relid = ANY (created);
-        DELETE FROM pgguard.renames x WHERE x.relid = ANY (created);
-        DELETE FROM pgguard.attachments x
-         WHERE x.relid = ANY (created)
-           AND NOT EXISTS (SELECT 1 FROM pgguard.created_tables c
-                            WHERE c.xid = v_xid AND c.relid = x.relid);
+        -- a new table may have the oid of one dropped while pgguard was not looking (looked
+        -- up first: three lookups cost less than three DELETEs that find nothing)
+        IF EXISTS (SELECT 1 FROM pgguard.relation_names x WHERE x.relid = ANY (created))
+           OR EXISTS (SELECT 1 FROM pgguard.renames x WHERE x.relid = ANY (created))
+           OR EXISTS (SELECT 1 FROM pgguard.attachments x WHERE x.relid = ANY (created)) THEN
+            DELETE FROM pgguard.relation_names x WHERE x.relid = ANY (created);
+            DELETE FROM pgguard.renames x WHERE x.relid = ANY (created);
+            DELETE FROM pgguard.attachments x
+             WHERE x.relid = ANY (created)
+               AND NOT EXISTS (SELECT 1 FROM pgguard.created_tables c
+                                WHERE c.xid = v_xid AND c.relid = x.relid);
+        END IF;
         INSERT INTO pgguard.created_tables (xid, relid)
         SELECT DISTINCT v_xid, u.relid FROM pg_catalog.unnest(created) u(relid)
         ON CONFLICT DO NOTHING;
     END IF;
 
-    -- note_attachments
-    IF linked IS NOT NULL THEN
+    -- note_attachments: only where there is a link, or a record of one, to change
+    IF linked IS NOT NULL AND (
+           EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = ANY (linked))
+        OR EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = ANY (linked))
+        OR EXISTS (SELECT 1 FROM pgguard.attachments a
+                    WHERE a.relid = ANY (linked) OR a.parent = ANY (linked))) THEN
         DELETE FROM pgguard.attachments a
          WHERE (a.relid = ANY (linked) OR a.parent = ANY (linked))
            AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i
@@ -245,7 +256,7 @@ BEGIN
 
     -- note_names: the same relations as note_names' `touched`, gathered branch by branch
     touched := COALESCE(rels, '{}');
-    IF rels IS NOT NULL THEN
+    IF composite THEN
         -- typed tables of a composite type reported as a relation
         touched := touched || ARRAY(
             SELECT dep.objid FROM pg_catalog.pg_class ct
@@ -285,38 +296,40 @@ BEGIN
         EXIT WHEN pg_catalog.cardinality(more) = 0;
         touched := touched || more;
     END LOOP;
+    -- each table's names now beside the names last seen, in one query
     FOR r IN
-        SELECT c.oid, n.nspname, c.relname
-          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        SELECT c.oid, pgguard.ident_path(n.nspname, c.relname) AS path,
+               ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
+                      WHERE a.attrelid = c.oid AND a.attnum > 0 ORDER BY a.attnum) AS cols,
+               x.relid IS NOT NULL AS known, x.path AS old_path, x.cols AS old_cols
+          FROM pg_catalog.pg_class c
+          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          LEFT JOIN pgguard.relation_names x ON x.relid = c.oid
          WHERE c.oid = ANY (touched)
            AND c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
     LOOP
-        v_path := pgguard.ident_path(r.nspname, r.relname);
-        v_cols := ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
-                         WHERE a.attrelid = r.oid AND a.attnum > 0 ORDER BY a.attnum);
-        SELECT * INTO old FROM pgguard.relation_names x WHERE x.relid = r.oid;
-        IF NOT FOUND THEN
-            INSERT INTO pgguard.relation_names VALUES (r.oid, v_path, v_cols);
+        IF NOT r.known THEN
+            INSERT INTO pgguard.relation_names VALUES (r.oid, r.path, r.cols);
             CONTINUE;
         END IF;
-        IF old.path = v_path AND old.cols = v_cols THEN
+        IF r.old_path = r.path AND r.old_cols = r.cols THEN
             CONTINUE;
         END IF;
         -- columns only added (ADD COLUMN: the old names are a prefix of the new) rename
         -- nothing; compared whole, as comparing element by element decompresses a wide
         -- table's stored array once per column
-        IF old.path <> v_path
-           OR old.cols IS DISTINCT FROM v_cols[1:pg_catalog.cardinality(old.cols)] THEN
+        IF r.old_path <> r.path
+           OR r.old_cols IS DISTINCT FROM r.cols[1:pg_catalog.cardinality(r.old_cols)] THEN
             INSERT INTO pgguard.renames (relid, attnum, renamed_at)
-            SELECT r.oid, 0, pg_catalog.clock_timestamp() WHERE old.path <> v_path
+            SELECT r.oid, 0, pg_catalog.clock_timestamp() WHERE r.old_path <> r.path
             UNION ALL
             SELECT r.oid, x.i, pg_catalog.clock_timestamp()
-              FROM ROWS FROM (pg_catalog.unnest(old.cols), pg_catalog.unnest(v_cols))
+              FROM ROWS FROM (pg_catalog.unnest(r.old_cols), pg_catalog.unnest(r.cols))
                    WITH ORDINALITY x(o, n, i)
              WHERE x.o IS NOT NULL AND x.n IS NOT NULL AND x.o <> x.n
             ON CONFLICT (relid, attnum) DO UPDATE SET renamed_at = EXCLUDED.renamed_at;
         END IF;
-        UPDATE pgguard.relation_names x SET path = v_path, cols = v_cols WHERE x.relid = r.oid;
+        UPDATE pgguard.relation_names x SET path = r.path, cols = r.cols WHERE x.relid = r.oid;
     END LOOP;
 END
 $$;
@@ -574,7 +587,6 @@ DECLARE
     notes boolean;
     i integer;
     rel oid;
-    excluded text[];
     found text;
 BEGIN
     -- One read of the commands: what to note, the sentinel's objects, and the tables to look
@@ -646,19 +658,23 @@ BEGIN
             SELECT DISTINCT tree.relid FROM tree WHERE tree.relid IS NOT NULL);
     END IF;
     -- Only tables whose guard is not plainly in order go to ensure_guard, which judges them:
-    -- after ALTER TABLE ... ADD COLUMN none does, and that costs one index lookup. (One query
-    -- per table, on purpose: a query over the whole array would be planned afresh for each
-    -- statement, as plancache keeps preferring a custom plan for an array parameter.)
-    excluded := pgguard.excluded_schemas();
-    FOREACH rel IN ARRAY rels LOOP
-        CONTINUE WHEN rel IS NULL OR EXISTS (
+    -- after ALTER TABLE ... ADD COLUMN none does, and that costs one query for all of them
+    -- (a generic plan: plan_cache_mode above), in the order the command reported them.
+    FOREACH rel IN ARRAY ARRAY(
+        SELECT u.rel FROM (
+            SELECT DISTINCT ON (t.rel) t.rel, t.n
+              FROM pg_catalog.unnest(rels) WITH ORDINALITY t(rel, n)
+             WHERE t.rel IS NOT NULL
+             ORDER BY t.rel, t.n) u
+         WHERE NOT EXISTS (
             SELECT 1 FROM pg_catalog.pg_trigger g
-             WHERE g.tgrelid = rel AND g.tgname = 'pgguard_truncate_guard'
+             WHERE g.tgrelid = u.rel AND g.tgname = 'pgguard_truncate_guard'
                AND g.tgenabled = 'A'
                AND pgguard.guard_form_ok(g.tgfoid, g.tgtype, g.tgqual, rel)
                AND NOT ((SELECT n.nspname::text FROM pg_catalog.pg_class c
                            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-                          WHERE c.oid = rel) = ANY (excluded)));
+                          WHERE c.oid = u.rel) = ANY ((SELECT pgguard.excluded_schemas())::text[])))
+         ORDER BY u.n) LOOP
         PERFORM pgguard.ensure_guard(rel, TG_TAG);
     END LOOP;
     -- row-loss limits (075): a disabled, renamed or replaced row-limit trigger is refused

@@ -46,42 +46,64 @@ REVOKE ALL ON FUNCTION pgguard_sentinel.on_sql_drop() FROM PUBLIC;
 CREATE OR REPLACE FUNCTION pgguard_sentinel.on_ddl_end() RETURNS event_trigger
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
-    owner oid := pg_catalog.to_regrole('pgguard_owner');
+    owner oid;
+    d record;
     victim text;
 BEGIN
     -- pgguard's objects by schema, and by owner (an object moved out, a renamed schema), and
     -- what hangs on its tables (triggers, policies, rules); inline: nothing here is replaceable
-    -- except this function, which the main guard watches. Each owner test is a scalar
-    -- subquery, i.e. one index lookup per command: an EXISTS here would be planned as a hashed
-    -- subplan that reads all of pg_class (or pg_type) on every DDL statement.
-    SELECT d.object_identity INTO victim
-      FROM pg_catalog.pg_event_trigger_ddl_commands() d
-     WHERE d.schema_name IN ('pgguard', 'pgguard_sentinel', 'pgguard_watch')
-        OR (d.object_type = 'schema' AND d.object_identity IN ('pgguard', 'pgguard_sentinel', 'pgguard_watch'))
-        OR (d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND (
-                (SELECT p.proowner FROM pg_catalog.pg_proc p WHERE p.oid = d.objid) = owner
-                OR d.objid IN (SELECT e.evtfoid FROM pg_catalog.pg_event_trigger e
-                                WHERE e.evtname LIKE 'pgguard\_%')))
-        OR (d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-            AND (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = d.objid) = owner)
-        OR (d.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
-            AND (SELECT n.nspowner = owner OR n.nspname IN ('pgguard_sentinel', 'pgguard_watch')
-                   FROM pg_catalog.pg_namespace n WHERE n.oid = d.objid))
-        OR (d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass
-            AND (SELECT t.typowner FROM pg_catalog.pg_type t WHERE t.oid = d.objid) = owner)
-        OR (d.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass
-            AND (SELECT c.relowner FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c
-                     ON c.oid = t.tgrelid WHERE t.oid = d.objid) = owner)
-        OR (d.classid = 'pg_catalog.pg_policy'::pg_catalog.regclass
-            AND (SELECT c.relowner FROM pg_catalog.pg_policy p JOIN pg_catalog.pg_class c
-                     ON c.oid = p.polrelid WHERE p.oid = d.objid) = owner)
-        OR (d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
-            AND (SELECT c.relowner FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class c
-                     ON c.oid = r.ev_class WHERE r.oid = d.objid) = owner)
-     LIMIT 1;
+    -- except this function, which the main guard watches. One pass over the commands, and per
+    -- command only the one owner lookup its catalog calls for (by index): a single query with
+    -- every catalog's test as a subplan opened and locked all of them on every DDL statement,
+    -- and was planned afresh each time.
+    FOR d IN SELECT c.classid, c.objid, c.object_type, c.schema_name, c.object_identity
+               FROM pg_catalog.pg_event_trigger_ddl_commands() c LOOP
+        IF d.schema_name IN ('pgguard', 'pgguard_sentinel', 'pgguard_watch')
+           OR (d.object_type = 'schema'
+               AND d.object_identity IN ('pgguard', 'pgguard_sentinel', 'pgguard_watch')) THEN
+            victim := d.object_identity;
+            EXIT;
+        END IF;
+        owner := COALESCE(owner, pg_catalog.to_regrole('pgguard_owner'), 0);
+        IF d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass THEN
+            IF (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = d.objid) = owner THEN
+                victim := d.object_identity;
+            END IF;
+        ELSIF d.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass THEN
+            IF (SELECT c.relowner FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c
+                    ON c.oid = t.tgrelid WHERE t.oid = d.objid) = owner THEN
+                victim := d.object_identity;
+            END IF;
+        ELSIF d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass THEN
+            IF (SELECT p.proowner FROM pg_catalog.pg_proc p WHERE p.oid = d.objid) = owner
+               OR EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger e
+                           WHERE e.evtfoid = d.objid AND e.evtname LIKE 'pgguard\_%') THEN
+                victim := d.object_identity;
+            END IF;
+        ELSIF d.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass THEN
+            IF (SELECT n.nspowner = owner OR n.nspname IN ('pgguard_sentinel', 'pgguard_watch')
+                  FROM pg_catalog.pg_namespace n WHERE n.oid = d.objid) THEN
+                victim := d.object_identity;
+            END IF;
+        ELSIF d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass THEN
+            IF (SELECT t.typowner FROM pg_catalog.pg_type t WHERE t.oid = d.objid) = owner THEN
+                victim := d.object_identity;
+            END IF;
+        ELSIF d.classid = 'pg_catalog.pg_policy'::pg_catalog.regclass THEN
+            IF (SELECT c.relowner FROM pg_catalog.pg_policy p JOIN pg_catalog.pg_class c
+                    ON c.oid = p.polrelid WHERE p.oid = d.objid) = owner THEN
+                victim := d.object_identity;
+            END IF;
+        ELSIF d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN
+            IF (SELECT c.relowner FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class c
+                    ON c.oid = r.ev_class WHERE r.oid = d.objid) = owner THEN
+                victim := d.object_identity;
+            END IF;
+        END IF;
+        EXIT WHEN victim IS NOT NULL;
+    END LOOP;
     IF victim IS NOT NULL THEN
         RAISE EXCEPTION USING
             ERRCODE = 'PGG01',
