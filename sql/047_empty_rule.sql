@@ -91,6 +91,11 @@ BEGIN
        -- it spares the file-size look-up for tables that have been vacuumed with rows in them
        AND (c.relkind = 'p' OR c.relpages = 0)
        AND c.oid NOT IN (SELECT busy.relation FROM busy WHERE busy.relation IS NOT NULL)
-       AND pgguard.holds_no_row(c.oid);
+       -- holds_no_row(c.oid), inline: as a SQL function with SET it was planned again for
+       -- every table of the database on every DROP (80 us each on PG 15)
+       AND (c.relkind = 'p'
+            OR (c.relkind = 'r'
+                AND (SELECT a.amname FROM pg_catalog.pg_am a WHERE a.oid = c.relam) = 'heap'
+                AND pg_catalog.pg_relation_size(c.oid, 'main') = 0));
 END
 $$;

@@ -181,3 +181,37 @@ def test_renames_on_a_wide_table(guarded_admin: Conn, app_role: Any) -> None:
         relid,
     ).fetchone()
     assert names == ("public.w2", "moved", 303), names
+
+
+def test_drop_forgets_bookkeeping(guarded_admin: Conn, app_role: Any) -> None:
+    """Dropped tables leave no names, renames or links behind (their oids may come back), also
+    when a whole schema of them goes at once. (One transaction: tables created in it go
+    without a token; pgguard's tables are readable by anyone.)"""
+    app = app_role.connect()
+    app.execute("BEGIN")
+    app.execute("CREATE SCHEMA s")
+    app.execute("CREATE TABLE s.p (id int) PARTITION BY RANGE (id)")
+    app.execute("CREATE TABLE s.p1 PARTITION OF s.p FOR VALUES FROM (0) TO (10)")
+    app.execute("CREATE TABLE s.plain (id int, c int)")
+    app.execute("ALTER TABLE s.plain RENAME COLUMN c TO d")
+    oids = [
+        r[0]
+        for r in app.execute(
+            "SELECT c.oid FROM pg_class c WHERE c.relnamespace = 's'::regnamespace"
+            " AND c.relkind IN ('r', 'p')"
+        )
+    ]
+
+    def left() -> tuple[Any, ...] | None:
+        return app.execute(
+            "SELECT (SELECT count(*) FROM pgguard.relation_names WHERE relid = ANY (%(o)s)),"
+            " (SELECT count(*) FROM pgguard.renames WHERE relid = ANY (%(o)s)),"
+            " (SELECT count(*) FROM pgguard.attachments"
+            "   WHERE relid = ANY (%(o)s) OR parent = ANY (%(o)s))",
+            {"o": oids},
+        ).fetchone()
+
+    assert left() == (3, 1, 1)
+    app.execute("DROP SCHEMA s CASCADE")
+    assert left() == (0, 0, 0)
+    app.execute("COMMIT")
