@@ -670,7 +670,7 @@ BEGIN
             SELECT 1 FROM pg_catalog.pg_trigger g
              WHERE g.tgrelid = u.rel AND g.tgname = 'pgguard_truncate_guard'
                AND g.tgenabled = 'A'
-               AND pgguard.guard_form_ok(g.tgfoid, g.tgtype, g.tgqual, rel)
+               AND pgguard.guard_form_ok(g.tgfoid, g.tgtype, g.tgqual, u.rel)
                AND NOT ((SELECT n.nspname::text FROM pg_catalog.pg_class c
                            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
                           WHERE c.oid = u.rel) = ANY ((SELECT pgguard.excluded_schemas())::text[])))
