@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 
 from .errors import NotInstalled, PrivilegeError, UsageError
+from .privmode import MODE_PRIVILEGES, installed_mode
 
 DEFAULT_MAX_ROWS = 1000
 DEFAULT_MAX_FRACTION = 0.5
@@ -156,6 +157,20 @@ def protect_rows(
         raise UsageError("no table given: name tables, or pass --all")
     args = [sql.Literal(str(max_rows)), sql.Literal(repr(float(max_fraction)))]
     try:
+        if installed_mode(conn) == MODE_PRIVILEGES:
+            # the tables belong to pgguard_owner: pgguard's function makes its own triggers
+            with conn.transaction():
+                conn.execute(
+                    "SELECT pgguard.protect_rows_owned("
+                    " ARRAY(SELECT to_regclass(x)::oid FROM unnest(%s::text[]) x),"
+                    " %s::text[], %s, %s::numeric, %s)",
+                    (names, sorted(wanted), max_rows, repr(float(max_fraction)), remove),
+                )
+            return ProtectReport(
+                protected=() if remove else tuple(names),
+                removed=tuple(names) if remove else (),
+                limits=list_row_limits(conn),
+            )
         with conn.transaction():
             # recorded first: taking a limit away needs a token (the record is what lets
             # `status` notice a trigger dropped behind pgguard's back)

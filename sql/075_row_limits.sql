@@ -159,6 +159,15 @@ $$;
 -- a problem in `pgguard status`. Adding is allowed to the table's owner; taking a limit away
 -- (`protect-rows --remove`, or re-running it without an op) needs a token with op uninstall on
 -- the table, else the owner could drop the trigger and then clear the record that betrays it.
+-- Whether pgguard was installed in privilege mode (pgguard.settings 'mode').
+CREATE OR REPLACE FUNCTION pgguard.privilege_mode() RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+    SELECT COALESCE((SELECT s.value OPERATOR(pg_catalog.#>>) '{}' FROM pgguard.settings s
+                      WHERE s.name = 'mode') = 'privileges', false)
+$$;
+
 CREATE OR REPLACE FUNCTION pgguard.record_row_limits(rels oid[], ops text[], remove boolean)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -177,7 +186,11 @@ BEGIN
         SELECT pgguard.ident_path(n.nspname, c.relname) INTO obj
           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
          WHERE c.oid = rel
-           AND pg_catalog.pg_has_role(session_user, c.relowner, 'MEMBER');
+           AND (pg_catalog.pg_has_role(session_user, c.relowner, 'MEMBER')
+                -- privilege mode: pgguard_owner owns every guarded table; a role that may
+                -- delete its rows (the app role) may limit that, as it could not before
+                OR (pgguard.privilege_mode()
+                    AND pg_catalog.has_table_privilege(session_user, c.oid, 'DELETE')));
         IF obj IS NULL THEN
             RAISE EXCEPTION 'pgguard: only the owner of table % may change its row-loss limits',
                 rel::regclass USING ERRCODE = 'insufficient_privilege';
@@ -294,6 +307,104 @@ BEGIN
                                              WHEN g.tgtype = 8 THEN 'pgguard_row_limit_delete'
                                              WHEN g.tgtype = 16 THEN 'pgguard_row_limit_update'
                                              ELSE g.tgname END, obj));
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- Privilege mode: the tables belong to pgguard_owner, so `protect-rows` (run as the app role)
+-- comes here to have pgguard's own row-limit triggers created, replaced or dropped with the
+-- owner's rights. It creates exactly those triggers and nothing else: the table, the events,
+-- the function and the form are fixed here; the caller chooses only the limits. Who may, and
+-- the uninstall token for taking a limit away, are record_row_limits' to judge.
+CREATE OR REPLACE FUNCTION pgguard.protect_rows_owned(
+    rels oid[], ops text[], max_rows bigint, max_fraction numeric, remove boolean)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+DECLARE
+    rel oid;
+    t record;
+BEGIN
+    IF NOT pgguard.privilege_mode() THEN
+        RAISE EXCEPTION 'pgguard: protect_rows_owned is for privilege mode'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'in event-trigger mode the tables'' owner runs pgguard protect-rows';
+    END IF;
+    IF max_rows IS NULL OR max_rows < 0 OR max_fraction IS NULL OR max_fraction <= 0
+       OR max_fraction > 1 OR ops IS NULL
+       OR NOT ops <@ ARRAY['delete_rows', 'update_rows']
+       OR (NOT remove AND pg_catalog.cardinality(ops) = 0) THEN
+        RAISE EXCEPTION 'pgguard: invalid row-loss limit' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM pgguard.record_row_limits(rels, ops, remove);
+    FOREACH rel IN ARRAY rels LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                        WHERE c.oid = rel AND c.relkind IN ('r', 'p')
+                          AND c.relowner = (SELECT n.nspowner FROM pg_catalog.pg_namespace n
+                                             WHERE n.nspname = 'pgguard')) THEN
+            RAISE EXCEPTION 'pgguard: % is not a table pgguard protects by ownership',
+                rel::pg_catalog.regclass USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        FOR t IN SELECT * FROM (VALUES ('DELETE', 'pgguard_row_limit_delete', 'delete_rows'),
+                                       ('UPDATE', 'pgguard_row_limit_update', 'update_rows'))
+                          v(event, trigger, op) LOOP
+            IF remove OR NOT t.op = ANY (ops) THEN
+                EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS %I ON %s', t.trigger,
+                                          rel::pg_catalog.regclass);
+            ELSE
+                EXECUTE pg_catalog.format(
+                    'CREATE OR REPLACE TRIGGER %I AFTER %s ON %s REFERENCING OLD TABLE AS '
+                    'pgguard_changed FOR EACH STATEMENT '
+                    'EXECUTE FUNCTION pgguard.row_limit_guard(%L, %L)',
+                    t.trigger, t.event, rel::pg_catalog.regclass, max_rows::text,
+                    max_fraction::text);
+                EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I',
+                                          rel::pg_catalog.regclass, t.trigger);
+            END IF;
+        END LOOP;
+    END LOOP;
+END
+$$;
+
+-- Privilege mode's executor (pgguard.run_ddl) runs schema changes as the tables' owner: these
+-- two let it keep row-limit triggers as they are. Before the statement: 'relid:name' of every
+-- row-limit trigger on the tables; after it: one that is gone (its table still there), or
+-- renamed, disabled or replaced, needs a token with op uninstall on the table.
+CREATE OR REPLACE FUNCTION pgguard.row_limits_before(rels oid[]) RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+    SELECT COALESCE(pg_catalog.array_agg(t.tgrelid::text || ':' || t.tgname::text), '{}')
+      FROM pg_catalog.pg_trigger t
+     WHERE t.tgrelid = ANY (rels)
+       AND t.tgfoid = 'pgguard.row_limit_guard()'::pg_catalog.regprocedure
+$$;
+
+CREATE OR REPLACE FUNCTION pgguard.row_limits_after(before text[], tag text) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+DECLARE
+    e record;
+BEGIN
+    FOR e IN SELECT DISTINCT pg_catalog.split_part(x, ':', 1)::oid AS rel,
+                    pg_catalog.split_part(x, ':', 2) AS trigger
+               FROM pg_catalog.unnest(before) x LOOP
+        CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = e.rel);
+        PERFORM pgguard.row_limit_tamper(e.rel, tag);
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                        WHERE t.tgrelid = e.rel AND t.tgname = e.trigger
+                          AND t.tgfoid = 'pgguard.row_limit_guard()'::pg_catalog.regprocedure)
+        THEN
+            PERFORM pgguard.check_override('uninstall',
+                ARRAY[(SELECT pgguard.ident_path(n.nspname, c.relname)
+                         FROM pg_catalog.pg_class c
+                         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                        WHERE c.oid = e.rel)], tag, NULL, '{}',
+                pg_catalog.format('pgguard: refusing to drop the row-loss limit "%s" of "%s"',
+                                  e.trigger, e.rel::pg_catalog.regclass));
         END IF;
     END LOOP;
 END

@@ -13,5 +13,6 @@ GRANT EXECUTE ON FUNCTION
     pgguard.token_covers(text, text),
     pgguard.record_row_limits(oid[], text[], boolean),
     pgguard.row_limits_missing(),
-    pgguard.row_limits_ensure(oid, text), pgguard.row_limit_tamper(oid, text)
+    pgguard.row_limits_ensure(oid, text), pgguard.row_limit_tamper(oid, text),
+    pgguard.privilege_mode(), pgguard.protect_rows_owned(oid[], text[], bigint, numeric, boolean)
 TO PUBLIC;

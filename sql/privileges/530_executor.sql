@@ -240,6 +240,7 @@ DECLARE
     b_cnum int[];
     b_cname name[];
     b_child oid[];        -- inheritance links before: child, parent
+    b_limits text[];      -- row-limit triggers before (075)
     b_parent oid[];
     gone_t text[];
     gone_oid oid[];
@@ -299,6 +300,7 @@ BEGIN
     SELECT pg_catalog.array_agg(i.inhrelid), pg_catalog.array_agg(i.inhparent)
       INTO b_child, b_parent
       FROM pg_catalog.pg_inherits i WHERE i.inhrelid = ANY (b_rel);
+    b_limits := pgguard.row_limits_before(b_rel);
     self_before := pgguard.self_digest();
     writes_before := pgguard.self_writes();
     auth_before := pgguard.authority_digest();
@@ -483,6 +485,8 @@ BEGIN
             CONSTRAINT = 'op=uninstall';
     END IF;
 
+    -- row-loss limits keep their triggers, as the guards below do
+    PERFORM pgguard.row_limits_after(b_limits, tag);
     -- guards: a table that had a good one keeps it; new tables get theirs
     FOR r IN SELECT c.oid AS relid,
                     pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
