@@ -62,7 +62,7 @@ def run_server(
     token = issue_token(
         key,
         ttl=24 * 3600,
-        ops=["drop_table", "drop_column", "truncate"],
+        ops=["drop_table", "drop_column", "truncate", "delete_rows", "update_rows"],
         objects=["*"],
         reason="bench",
     )

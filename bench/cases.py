@@ -510,3 +510,76 @@ def privmode(lab: Lab) -> list[Row]:
             cpu_b=cpu["executor"],
         )
     ]
+
+
+@case("row_limits")
+def row_limits(lab: Lab) -> list[Row]:
+    """Row-loss limits (`protect-rows`): single-row UPDATEs, each committed, on a table with the
+    default limits against one without pgguard; and a 100,000-row DELETE approved by a token.
+    A third row is the floor any statement trigger pays: an AFTER UPDATE trigger with a
+    transition table whose WHEN is false (so no function runs)."""
+    from pgguard.rowlimits import protect_rows
+
+    n = 50 if lab.quick else 2000
+    big = 2000 if lab.quick else 100_000
+    loop = (
+        "CREATE OR REPLACE PROCEDURE rl.bump(n int) LANGUAGE plpgsql AS $$ BEGIN"
+        " FOR i IN 1..n LOOP UPDATE rl.t SET v = v + 1 WHERE id = 1 + i % 1000; COMMIT;"
+        " END LOOP; END $$"
+    )
+
+    def table(conn: Conn, side: str, trigger: str | None) -> None:
+        fresh_schema(conn, "rl")
+        conn.execute("CREATE TABLE rl.t (id int PRIMARY KEY, v int)")
+        conn.execute("INSERT INTO rl.t SELECT g, 0 FROM generate_series(1, 1000) g")
+        conn.execute(loop)
+        if side == GUARDED and trigger == "limit":
+            protect_rows(conn, ["rl.t"])
+        elif side == GUARDED and trigger == "floor":
+            conn.execute(
+                "CREATE FUNCTION rl.noop() RETURNS trigger LANGUAGE plpgsql"
+                " AS 'BEGIN RETURN NULL; END'"
+            )
+            conn.execute(
+                "CREATE TRIGGER floor AFTER UPDATE ON rl.t REFERENCING OLD TABLE AS o"
+                " FOR EACH STATEMENT WHEN (false) EXECUTE FUNCTION rl.noop()"
+            )
+
+    rows = []
+    for trigger, label, goal, check in (
+        ("limit", "single-row UPDATE + COMMIT, protect-rows defaults", "≤ 1.02", at_most(1.02)),
+        ("floor", "single-row UPDATE + COMMIT, empty-WHEN trigger (floor)", "", None),
+    ):
+        t = lab.ab(
+            lambda c: c.execute("CALL rl.bump(%s)", (n,)),
+            setup=lambda c, tr=trigger: table(c, GUARDED if _is_guarded(lab, c) else PLAIN, tr),
+        )
+        row = Row(f"row_limits_{trigger}", f"{label} ({n} statements)", "s", PLAIN, GUARDED,
+                  t[PLAIN], t[GUARDED], goal, check)  # fmt: skip
+        row.cpu_a, row.cpu_b = t.cpu[PLAIN], t.cpu[GUARDED]
+        if row.a and row.b:
+            delta = (statistics.median(row.b) - statistics.median(row.a)) / n * 1e6
+            row.note = f"{delta:+.1f} µs per UPDATE"
+        rows.append(row)
+
+    def big_table(conn: Conn) -> None:
+        fresh_schema(conn, "rl")
+        conn.execute("CREATE TABLE rl.big (id int PRIMARY KEY, tenant int, note text)")
+        conn.execute(
+            "INSERT INTO rl.big SELECT g, g %% 100, md5(g::text) FROM generate_series(1, %s) g",
+            (big,),
+        )
+        if _is_guarded(lab, conn):
+            protect_rows(conn, ["rl.big"])
+        conn.execute("VACUUM ANALYZE rl.big")
+
+    t = lab.ab(lambda c: c.execute("DELETE FROM rl.big"), setup=big_table, token=True)
+    row = Row("row_limits_delete", f"DELETE of {big:,} rows approved by a token", "s", PLAIN,
+              GUARDED, t[PLAIN], t[GUARDED], "≤ 1.5", at_most(1.5))  # fmt: skip
+    row.cpu_a, row.cpu_b = t.cpu[PLAIN], t.cpu[GUARDED]
+    rows.append(row)
+    return rows
+
+
+def _is_guarded(lab: Lab, conn: Conn) -> bool:
+    return conn.info.dbname == lab.dbs[GUARDED]
