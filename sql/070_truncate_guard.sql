@@ -57,7 +57,9 @@ BEGIN
         issued := pgguard.token_cutoff((pgguard.presented_token()).claims);
     END IF;
     -- a token issued before the table got its current name does not cover it (see 050)
-    renamed_at := pgguard.renamed_since(tbl, 0, issued);
+    IF issued IS NOT NULL THEN
+        renamed_at := pgguard.renamed_since(tbl, 0, issued);
+    END IF;
     IF renamed_at IS NOT NULL THEN
         PERFORM pgguard.refuse('truncate', ARRAY[obj], pg_catalog.format(
                 '"%s" got its current name at %s, after the override token was issued (%s)',
@@ -153,14 +155,15 @@ $$;
 
 -- Is a trigger on `rel` with this function, type and WHEN clause the guard in its current form
 -- (its enable state aside)? The WHEN clause must be the one for this very table: WHEN (false),
--- another function, or the expression of another table's guard do not match.
+-- another function, or the expression of another table's guard do not match. Never NULL (no
+-- WHEN clause: false), so that NOT guard_form_ok(...) is true for it.
 CREATE OR REPLACE FUNCTION pgguard.guard_form_ok(
     fn oid, kind smallint, qual pg_catalog.pg_node_tree, rel oid)
 RETURNS boolean
 LANGUAGE sql STABLE
 AS $$
-    SELECT fn = 'pgguard.truncate_guard()'::pg_catalog.regprocedure AND kind = 34
-           AND pg_catalog.pg_get_expr(qual, 0) = pgguard.guard_when(rel)
+    SELECT COALESCE(fn = 'pgguard.truncate_guard()'::pg_catalog.regprocedure AND kind = 34
+                    AND pg_catalog.pg_get_expr(qual, 0) = pgguard.guard_when(rel), false)
 $$;
 
 -- The guard's form before the WHEN clause (BEFORE TRUNCATE FOR EACH STATEMENT, no WHEN): it

@@ -428,3 +428,37 @@ def test_old_form_guards_protect_and_install_replaces_them(
         assert_guarded(app, name)
     report = status(guarded_admin)
     assert report.healthy and not any("earlier form" in n for n in report.notes), report
+
+
+def test_privilege_mode_replaces_old_form_guards(pg_server: PgServer, make_db: Any) -> None:
+    """Privilege mode: the executor replaces an old-form guard it meets (as pgguard_owner, who
+    owns the tables), keeps refusing a replaced WHEN clause, and a re-install replaces the rest."""
+    from privhelp import ddl_error, make_platform, run_ddl
+
+    p = make_platform(pg_server, make_db)
+    try:
+        p.install()
+        admin = p.admin()
+        admin.autocommit = True
+        for table in ("public.tenants", "billing.invoices"):
+            admin.execute(GUARD_SQL.format(table=table, when="", fn="pgguard.truncate_guard()"))  # type: ignore[arg-type]
+            admin.execute(f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER pgguard_truncate_guard")  # type: ignore[arg-type]
+        states = _states(admin)
+        assert states["public.tenants"] == states["billing.invoices"] == "outdated"
+        app = p.connect("app")
+        err = ddl_error(
+            app,
+            GUARD_SQL.format(
+                table="public.orders", when="WHEN (false)", fn="pgguard.truncate_guard()"
+            ),
+        )
+        assert err.sqlstate == "PGG01", err
+        run_ddl(app, "ALTER TABLE public.orders ADD COLUMN note text")
+        assert guard_state(admin, "public.tenants") == GOOD_GUARD
+        assert guard_state(admin, "public.orders") == GOOD_GUARD
+        err = pytest.raises(psycopg.Error, app.execute, "TRUNCATE billing.invoices")
+        assert err.value.sqlstate == "PGG01"  # the old form still refuses
+        p.install()
+        assert set(_states(admin).values()) == {"ok"}
+    finally:
+        p.close()
