@@ -659,21 +659,25 @@ BEGIN
     END IF;
     -- Only tables whose guard is not plainly in order go to ensure_guard, which judges them:
     -- after ALTER TABLE ... ADD COLUMN none does, and that costs one query for all of them
-    -- (a generic plan: plan_cache_mode above), in the order the command reported them.
+    -- (a generic plan: plan_cache_mode above), in the order the command reported them. The
+    -- test is a scalar subquery on purpose, so it stays one index lookup per table: as a
+    -- NOT EXISTS the generic plan became a merge anti join over every guard in the database,
+    -- deparsing each one's WHEN clause, on every DDL statement.
     FOREACH rel IN ARRAY ARRAY(
         SELECT u.rel FROM (
             SELECT DISTINCT ON (t.rel) t.rel, t.n
               FROM pg_catalog.unnest(rels) WITH ORDINALITY t(rel, n)
              WHERE t.rel IS NOT NULL
              ORDER BY t.rel, t.n) u
-         WHERE NOT EXISTS (
-            SELECT 1 FROM pg_catalog.pg_trigger g
-             WHERE g.tgrelid = u.rel AND g.tgname = 'pgguard_truncate_guard'
-               AND g.tgenabled = 'A'
-               AND pgguard.guard_form_ok(g.tgfoid, g.tgtype, g.tgqual, u.rel)
-               AND NOT ((SELECT n.nspname::text FROM pg_catalog.pg_class c
-                           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-                          WHERE c.oid = u.rel) = ANY ((SELECT pgguard.excluded_schemas())::text[])))
+         WHERE (SELECT g.tgenabled = 'A'
+                       AND pgguard.guard_form_ok(g.tgfoid, g.tgtype, g.tgqual, u.rel)
+                       AND NOT ((SELECT n.nspname::text FROM pg_catalog.pg_class c
+                                   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                                  WHERE c.oid = u.rel)
+                                = ANY ((SELECT pgguard.excluded_schemas())::text[]))
+                  FROM pg_catalog.pg_trigger g
+                 WHERE g.tgrelid = u.rel AND g.tgname = 'pgguard_truncate_guard')
+               IS NOT TRUE
          ORDER BY u.n) LOOP
         PERFORM pgguard.ensure_guard(rel, TG_TAG);
     END LOOP;
