@@ -527,3 +527,126 @@ def test_protect_empty_in_privilege_mode(pg_server: Any, make_db: Any) -> None:
         assert e.sqlstate == "PGG01"
     finally:
         p.close()
+
+
+# The executor judges a statement by what it wrote (the catalogs' row counters) and what it
+# locked, and reads the state from before it through a cursor opened before it ran. Code the
+# statement runs as the owner (here: a function called by CREATE TABLE AS) is the way around
+# each of those shortcuts; every attempt below must still be refused.
+def _code(body: str) -> str:
+    return (
+        "CREATE FUNCTION public.sneak() RETURNS int LANGUAGE plpgsql AS $f$"
+        f" DECLARE n text; names text[]; c refcursor; BEGIN {body}; RETURN 1; END $f$"
+    )
+
+
+SNEAKS: list[tuple[str, str, str]] = [
+    ("drops_table", "EXECUTE 'DROP TABLE public.orders CASCADE'", 'drop table "public.orders"'),
+    (
+        "drops_column",
+        "EXECUTE 'ALTER TABLE public.tenants DROP COLUMN legacy'",
+        'drop column "public.tenants.legacy"',
+    ),
+    (
+        "drops_schema",
+        "EXECUTE 'DROP SCHEMA billing CASCADE'",
+        'drop table "billing.invoices"',
+    ),
+    (
+        "disables_guard",
+        "EXECUTE 'ALTER TABLE public.tenants DISABLE TRIGGER pgguard_truncate_guard'",
+        "TRUNCATE guard",
+    ),
+    (
+        "makes_unlogged",
+        "EXECUTE 'ALTER TABLE billing.invoices SET UNLOGGED'",
+        "unlogged",
+    ),
+    # GRANT takes no lock: found through the catalog's row counters
+    ("grants_trigger", "EXECUTE 'GRANT TRIGGER ON public.tenants TO PUBLIC'", "TRIGGER on"),
+    (
+        "grants_with_grant_option",
+        "EXECUTE format('GRANT SELECT ON public.orders TO %I WITH GRANT OPTION', session_user)",
+        "WITH GRANT OPTION",
+    ),
+    ("grants_on_pgguard_table", "EXECUTE 'GRANT ALL ON pgguard.keys TO PUBLIC'", "own objects"),
+    (
+        "grants_pgguard_column",
+        "EXECUTE 'GRANT INSERT (kid) ON pgguard.keys TO PUBLIC'",
+        "own objects",
+    ),
+    (
+        "grants_pgguard_function",
+        "EXECUTE 'GRANT EXECUTE ON FUNCTION pgguard.self_digest() TO PUBLIC'",
+        "own objects",
+    ),
+    (
+        "replaces_self_digest",
+        "n := pgguard.self_digest(); EXECUTE format('CREATE OR REPLACE FUNCTION"
+        " pgguard.self_digest() RETURNS text LANGUAGE sql AS %L', 'SELECT ' || quote_literal(n))",
+        "own objects",
+    ),
+    (
+        "adds_pgguard_overload",
+        "EXECUTE 'CREATE FUNCTION pgguard.claims_cover(claims json, op text, obj text)"
+        " RETURNS boolean LANGUAGE sql AS ''SELECT true'''",
+        "own objects",
+    ),
+    (
+        "drops_pgguard_function",
+        "EXECUTE 'DROP FUNCTION pgguard.shell_quote(text)'",
+        "own objects",
+    ),
+    ("moves_pgguard_table", "EXECUTE 'ALTER TABLE pgguard.keys SET SCHEMA public'", "own objects"),
+    # (the executor's next call of a pgguard function fails first: refused all the same)
+    ("renames_pgguard_schema", "EXECUTE 'ALTER SCHEMA pgguard RENAME TO pgguard_x'", ""),
+    # the executor's own view of the past: closed and replaced by a cursor of the same name
+    (
+        "forges_prior_state",
+        "names := ARRAY(SELECT name FROM pg_cursors); FOREACH n IN ARRAY names LOOP"
+        " BEGIN c := n; CLOSE c; OPEN c FOR SELECT 'x|[]|' || repeat('0', 64)"
+        " FROM generate_series(1, 9); EXCEPTION WHEN others THEN NULL; END; END LOOP;"
+        " EXECUTE 'DROP TABLE public.orders CASCADE'",
+        "",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "text"), [pytest.param(b, t, id=i) for i, b, t in SNEAKS])
+def test_code_run_by_the_statement_is_judged(
+    app: psycopg.Connection[Any], body: str, text: str
+) -> None:
+    run_ddl(app, _code(body))
+    e = ddl_error(app, "CREATE TABLE public.cta AS SELECT public.sneak()")
+    assert e.sqlstate == "PGG01" or not text, (e.sqlstate, str(e))
+    assert text in str(e), str(e)
+
+
+def test_inside_a_savepoint(app: psycopg.Connection[Any]) -> None:
+    # the statement's writes are counted in a subtransaction of the caller's too
+    app.execute("SAVEPOINT s1")
+    run_ddl(app, _code("EXECUTE 'GRANT TRIGGER ON public.tenants TO PUBLIC'"))
+    app.execute("SAVEPOINT s2")
+    e = ddl_error(app, "CREATE TABLE public.cta AS SELECT public.sneak()")
+    assert e.sqlstate == "PGG01" and "TRIGGER on" in str(e)
+    app.execute("SAVEPOINT s3")
+    e = ddl_error(app, "ALTER TABLE public.tenants DROP COLUMN legacy")
+    assert e.sqlstate == "PGG01" and "drop column" in str(e)
+
+
+def test_later_statement_of_a_long_transaction(app: psycopg.Connection[Any]) -> None:
+    # the lock on tenants is already held from the first statement: still judged
+    run_ddl(app, "ALTER TABLE public.tenants ADD COLUMN extra int")
+    run_ddl(app, "CREATE INDEX ON public.tenants (extra)")
+    run_ddl(app, "ALTER TABLE public.tenants RENAME COLUMN extra TO spare")
+    e = ddl_error(app, "ALTER TABLE public.tenants DROP COLUMN legacy")
+    assert e.sqlstate == "PGG01" and 'drop column "public.tenants.legacy"' in str(e)
+
+
+def test_schema_rename_is_a_rename(shared: Platform, app: psycopg.Connection[Any]) -> None:
+    # no table is locked by ALTER SCHEMA ... RENAME: the schema row's rewrite is the trace
+    set_token(app, token(shared, ops=["drop_table"], obj=["billing2.*"]))
+    run_ddl(app, "ALTER SCHEMA billing RENAME TO billing2")
+    e = ddl_error(app, "DROP TABLE billing2.invoices")
+    assert e.sqlstate == "PGG01"
+    assert "got its current name at" in (e.diag.message_detail or "")

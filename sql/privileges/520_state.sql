@@ -4,15 +4,21 @@
 
 -- Schemas whose tables pgguard protects: everything but the system's, pgguard's and the
 -- excluded ones.
+-- plpgsql, not sql: an sql function with SET is planned on every call, and the executor calls
+-- this several times per statement.
 CREATE OR REPLACE FUNCTION pgguard.guarded_schemas() RETURNS oid[]
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pgguard, pg_temp
 AS $$
-    SELECT COALESCE(pg_catalog.array_agg(n.oid ORDER BY n.oid), '{}')
+DECLARE
+    excluded text[] := pgguard.excluded_schemas();
+BEGIN
+    RETURN (SELECT COALESCE(pg_catalog.array_agg(n.oid ORDER BY n.oid), '{}')
       FROM pg_catalog.pg_namespace n
      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgguard', 'pgguard_sentinel')
        AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
-       AND NOT (n.nspname = ANY (pgguard.excluded_schemas()))
+       AND NOT (n.nspname = ANY (excluded)));
+END
 $$;
 
 -- The protected role: pgguard_owner (its name is fixed; see README).

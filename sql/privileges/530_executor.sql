@@ -99,6 +99,9 @@ DECLARE
     ns oid := pg_catalog.to_regnamespace('pgguard');
     every boolean := locked IS NULL OR wrote IS NULL;
     idx oid[];
+    own_rel oid[];
+    own_typ oid[];
+    own_fn oid[];
     hit text;  -- not `found`: that name is plpgsql's FOUND
 BEGIN
     IF every OR 'pg_proc' = ANY (wrote) THEN
@@ -189,42 +192,41 @@ BEGIN
     IF every OR 'pg_depend' = ANY (wrote) THEN
         -- anything this statement built on pgguard's tables or code (an updatable view over
         -- pgguard.keys would write it with the owner's rights). pgguard's objects come from
-        -- their namespace dependencies (an index scan), their row and array types and indexes
-        -- from those.
+        -- their namespace dependencies, their row and array types and indexes from those:
+        -- index probes throughout, never a scan of a catalog.
+        own_rel := ARRAY(SELECT o.objid FROM pg_catalog.pg_depend o
+                          WHERE o.refclassid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
+                            AND o.refobjid = ns AND o.deptype = 'n'
+                            AND o.classid = 'pg_catalog.pg_class'::pg_catalog.regclass);
+        own_typ := ARRAY(SELECT o.objid FROM pg_catalog.pg_depend o
+                          WHERE o.refclassid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
+                            AND o.refobjid = ns AND o.deptype = 'n'
+                            AND o.classid = 'pg_catalog.pg_type'::pg_catalog.regclass)
+                || ARRAY(SELECT c.reltype FROM pg_catalog.pg_class c
+                          WHERE c.oid = ANY (own_rel) AND c.reltype <> 0);
+        own_typ := own_typ || ARRAY(SELECT t.typarray FROM pg_catalog.pg_type t
+                                     WHERE t.oid = ANY (own_typ) AND t.typarray <> 0);
+        own_rel := own_rel || ARRAY(SELECT i.indexrelid FROM pg_catalog.pg_index i
+                                     WHERE i.indrelid = ANY (own_rel));
+        own_fn := ARRAY(SELECT p.oid FROM pg_catalog.pg_proc p
+                         WHERE p.oid = ANY (ARRAY(
+                               SELECT o.objid FROM pg_catalog.pg_depend o
+                                WHERE o.refclassid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
+                                  AND o.refobjid = ns AND o.deptype = 'n'
+                                  AND o.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass))
+                           AND p.proname <> 'truncate_guard');
         SELECT pg_catalog.format('%s depends on pgguard''s %s',
                    pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid),
                    pg_catalog.pg_describe_object(d.refclassid, d.refobjid, 0))
           INTO hit
-          FROM (WITH own_objs AS (
-                    SELECT o.classid, o.objid FROM pg_catalog.pg_depend o
-                     WHERE o.refclassid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
-                       AND o.refobjid = ns AND o.deptype = 'n'),
-                rels AS (
-                    SELECT c.oid, c.reltype FROM pg_catalog.pg_class c
-                     WHERE c.oid IN (SELECT objid FROM own_objs
-                                      WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass)),
-                types AS (
-                    SELECT objid AS oid FROM own_objs
-                     WHERE classid = 'pg_catalog.pg_type'::pg_catalog.regclass
-                    UNION SELECT reltype FROM rels WHERE reltype <> 0)
-                SELECT 'pg_catalog.pg_class'::pg_catalog.regclass AS refclassid, oid AS refobjid
-                  FROM rels
+          FROM (SELECT 'pg_catalog.pg_class'::pg_catalog.regclass::oid AS refclassid, x AS refobjid
+                  FROM pg_catalog.unnest(own_rel) x
                 UNION ALL
-                SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, i.indexrelid
-                  FROM pg_catalog.pg_index i WHERE i.indrelid IN (SELECT oid FROM rels)
+                SELECT 'pg_catalog.pg_type'::pg_catalog.regclass::oid, x
+                  FROM pg_catalog.unnest(own_typ) x
                 UNION ALL
-                SELECT 'pg_catalog.pg_type'::pg_catalog.regclass, oid FROM types
-                UNION ALL
-                SELECT 'pg_catalog.pg_type'::pg_catalog.regclass, t.typarray
-                  FROM pg_catalog.pg_type t WHERE t.oid IN (SELECT oid FROM types)
-                   AND t.typarray <> 0
-                UNION ALL
-                SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass, p.oid
-                  FROM pg_catalog.pg_proc p
-                 WHERE p.oid IN (SELECT objid FROM own_objs
-                                  WHERE classid = 'pg_catalog.pg_proc'::pg_catalog.regclass)
-                   AND p.proname <> 'truncate_guard'
-                OFFSET 0) o
+                SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass::oid, x
+                  FROM pg_catalog.unnest(own_fn) x) o
           CROSS JOIN LATERAL (
               SELECT d.* FROM pg_catalog.pg_depend d
                WHERE d.refclassid = o.refclassid AND d.refobjid = o.refobjid
