@@ -432,7 +432,9 @@ def test_old_form_guards_protect_and_install_replaces_them(
 
 def test_privilege_mode_replaces_old_form_guards(pg_server: PgServer, make_db: Any) -> None:
     """Privilege mode: the executor replaces an old-form guard it meets (as pgguard_owner, who
-    owns the tables), keeps refusing a replaced WHEN clause, and a re-install replaces the rest."""
+    owns the tables) - on a table its statement changes: it does not read every table's guard
+    on every statement -, keeps refusing a replaced WHEN clause, and a re-install replaces the
+    rest."""
     from privhelp import ddl_error, make_platform, run_ddl
 
     p = make_platform(pg_server, make_db)
@@ -454,6 +456,7 @@ def test_privilege_mode_replaces_old_form_guards(pg_server: PgServer, make_db: A
         )
         assert err.sqlstate == "PGG01", err
         run_ddl(app, "ALTER TABLE public.orders ADD COLUMN note text")
+        run_ddl(app, "ALTER TABLE public.tenants ADD COLUMN note text")
         assert guard_state(admin, "public.tenants") == GOOD_GUARD
         assert guard_state(admin, "public.orders") == GOOD_GUARD
         err = pytest.raises(psycopg.Error, app.execute, "TRUNCATE billing.invoices")
