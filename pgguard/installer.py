@@ -576,6 +576,43 @@ def _register_keys(conn: psycopg.Connection[Any], keys: list[Any]) -> tuple[str,
     return add_keys(conn, keys)
 
 
+# The ddl_command_end triggers that judge the attach step's own statements (per table a CREATE
+# TRIGGER and an ALTER TABLE ... ENABLE ALWAYS TRIGGER, each judged again as a nested DDL
+# statement: most of install's time per table). attach_guards judges each table itself.
+_DDL_END_TRIGGERS = ("pgguard_ddl_end", "pgguard_ddl_check")
+
+
+def _may_quiet_ddl_end(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the attach batches may switch the ddl_command_end triggers off inside their own
+    transaction: only a superuser installer, with both triggers there and enabled always."""
+    row = conn.execute(
+        "SELECT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)"
+        " AND (SELECT count(*) FROM pg_catalog.pg_event_trigger"
+        "       WHERE evtname = ANY (%s) AND evtenabled = 'A') = %s",
+        (list(_DDL_END_TRIGGERS), len(_DDL_END_TRIGGERS)),
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _set_ddl_end(conn: psycopg.Connection[Any], state: str) -> None:
+    """DISABLE or ENABLE ALWAYS pgguard's ddl_command_end triggers, in the caller's transaction.
+
+    Other sessions keep seeing them enabled (catalog changes are transactional), so they stay
+    guarded meanwhile; an error anywhere in the batch rolls the DISABLE back with it. Before
+    the batch may commit, both must be back to ALWAYS: checked, not assumed.
+    """
+    for name in _DDL_END_TRIGGERS:
+        conn.execute(sql.SQL("ALTER EVENT TRIGGER {} " + state).format(sql.Identifier(name)))
+    if state != "DISABLE":
+        row = conn.execute(
+            "SELECT count(*) FROM pg_catalog.pg_event_trigger"
+            " WHERE evtname = ANY (%s) AND evtenabled = 'A'",
+            (list(_DDL_END_TRIGGERS),),
+        ).fetchone()
+        if not row or row[0] != len(_DDL_END_TRIGGERS):
+            raise InstallError("pgguard's ddl_command_end triggers did not come back enabled")
+
+
 def _step2(
     conn: psycopg.Connection[Any],
     batch_size: int,
@@ -598,6 +635,7 @@ def _step2(
     if progress:
         progress(0, total)
     todo = [oid for oid, _ in pending]
+    quiet = _may_quiet_ddl_end(conn)
     for attempt in range(retries + 1):
         locked: list[int] = []
         for start in range(0, len(todo), batch_size):
@@ -607,9 +645,13 @@ def _step2(
                 conn.execute(
                     sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(lock_timeout))
                 )
+                if quiet:
+                    _set_ddl_end(conn, "DISABLE")
                 rows = conn.execute(
                     "SELECT relid, outcome FROM pgguard.attach_guards(%s::oid[])", (batch,)
                 ).fetchall()
+                if quiet:
+                    _set_ddl_end(conn, "ENABLE ALWAYS")
             for relid, outcome in rows:
                 if outcome == "locked":
                     locked.append(relid)

@@ -215,3 +215,63 @@ def test_drop_forgets_bookkeeping(guarded_admin: Conn, app_role: Any) -> None:
     app.execute("DROP SCHEMA s CASCADE")
     assert left() == (0, 0, 0)
     app.execute("COMMIT")
+
+
+# --- install: the attach batches switch ddl_command_end off in their own transaction only ---------
+
+
+def _ddl_end_states(conn: Conn) -> list[tuple[str, str]]:
+    return conn.execute(
+        "SELECT evtname, evtenabled FROM pg_event_trigger"
+        " WHERE evtname IN ('pgguard_ddl_end', 'pgguard_ddl_check') ORDER BY 1"
+    ).fetchall()
+
+
+def test_install_batch_quiet_only_inside_its_transaction(
+    guarded_admin: Conn, guarded_db_dsn: str, app_role: Any
+) -> None:
+    """While an attach batch has the ddl_command_end triggers disabled in its transaction,
+    every other session is still judged by them; a failed batch leaves them enabled."""
+    from pgguard import installer
+
+    app = app_role.connect()
+    make_table(app, "public.t")
+    with psycopg.connect(guarded_db_dsn) as inst:  # not autocommit: one open transaction
+        assert installer._may_quiet_ddl_end(inst)
+        installer._set_ddl_end(inst, "DISABLE")
+        assert _ddl_end_states(inst) == [("pgguard_ddl_check", "D"), ("pgguard_ddl_end", "D")]
+        # the app role and a careless superuser, in their own sessions: still refused
+        refusal(app, "ALTER TABLE public.t DISABLE TRIGGER pgguard_truncate_guard")
+        refusal(guarded_admin, "ALTER TABLE public.t ENABLE TRIGGER pgguard_truncate_guard")
+        app.execute("CREATE TABLE public.fresh (id int)")
+        assert_guarded(guarded_admin, "public.fresh")
+        inst.rollback()
+    assert _ddl_end_states(guarded_admin) == [("pgguard_ddl_check", "A"), ("pgguard_ddl_end", "A")]
+    assert_guarded(guarded_admin, "public.t")
+
+
+def test_install_leaves_ddl_end_enabled_and_every_guard_always(
+    guarded_admin: Conn, guarded_db_dsn: str
+) -> None:
+    from pgguard.installer import install
+
+    guarded_admin.execute("CREATE SCHEMA many")
+    guarded_admin.execute("CREATE TABLE many.p (id int) PARTITION BY RANGE (id)")
+    guarded_admin.execute("CREATE TABLE many.p1 PARTITION OF many.p FOR VALUES FROM (0) TO (10)")
+    for i in range(5):
+        guarded_admin.execute(f"CREATE TABLE many.t{i} (id int)")  # type: ignore[arg-type]
+    # guards lost while pgguard was away (uninstall-free way: the event triggers off, as a
+    # superuser could; install must put every guard back through the quiet batches)
+    for name in ("pgguard_sql_drop", "pgguard_ddl_end", "pgguard_drop_check", "pgguard_ddl_check"):
+        guarded_admin.execute(f"ALTER EVENT TRIGGER {name} DISABLE")  # type: ignore[arg-type]
+    for t in ("many.p", "many.p1", "many.t0", "many.t3"):
+        guarded_admin.execute(f"DROP TRIGGER pgguard_truncate_guard ON {t}")  # type: ignore[arg-type]
+    guarded_admin.execute("ALTER TABLE many.t1 ENABLE TRIGGER pgguard_truncate_guard")
+    for name in ("pgguard_sql_drop", "pgguard_ddl_end", "pgguard_drop_check", "pgguard_ddl_check"):
+        guarded_admin.execute(f"ALTER EVENT TRIGGER {name} ENABLE ALWAYS")  # type: ignore[arg-type]
+    with psycopg.connect(guarded_db_dsn) as c:
+        report = install(c, batch_size=3)
+    assert report.problems == ()
+    assert _ddl_end_states(guarded_admin) == [("pgguard_ddl_check", "A"), ("pgguard_ddl_end", "A")]
+    for t in ("many.p", "many.p1", *(f"many.t{i}" for i in range(5))):
+        assert_guarded(guarded_admin, t)
