@@ -412,3 +412,40 @@ def test_doctor_lists_limits_and_flags_disabled_and_missing(
     assert {f["id"] for f in data["findings"]} >= {"row_limits.disabled", "row_limits.missing"}
     text = run_cli("doctor", "--dsn", guarded_db_dsn)
     assert "row-loss limits" in text.stderr and "public.tenants" in text.stderr
+
+
+HOSTILE = """
+CREATE SCHEMA evil;
+CREATE FUNCTION evil.yes_ti(text, text) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+CREATE FUNCTION evil.yes_bi(bigint, integer) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+CREATE FUNCTION evil.zero(bigint, bigint) RETURNS bigint LANGUAGE sql AS 'SELECT 0::bigint';
+CREATE OPERATOR evil.= (LEFTARG = bigint, RIGHTARG = integer, FUNCTION = evil.yes_bi);
+CREATE OPERATOR evil.< (LEFTARG = bigint, RIGHTARG = integer, FUNCTION = evil.yes_bi);
+CREATE OPERATOR evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.yes_ti);
+CREATE OPERATOR evil.+ (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = evil.zero);
+CREATE FUNCTION evil.z(bigint) RETURNS bigint LANGUAGE sql AS 'SELECT 0::bigint';
+CREATE AGGREGATE evil.count(*) (SFUNC = evil.z, STYPE = bigint, INITCOND = '0');
+CREATE TABLE evil.pgguard_changed (id int);
+GRANT USAGE ON SCHEMA evil TO PUBLIC;
+"""
+
+
+def test_hostile_search_path_cannot_slip_a_mass_delete_past(
+    guarded_admin: Conn, tenants: Conn
+) -> None:
+    # Operators that say "no rows" or "below the limit", a count() that says 0 and a table named
+    # like the transition table, all earlier on the session's search_path, must change nothing
+    # (the trigger runs as the invoker; an unpinned, unqualified body lets this delete through).
+    guarded_admin.execute(HOSTILE)
+    tenants.execute("SET search_path = evil, pg_catalog, public")
+    _limit_refusal(tenants, "DELETE FROM public.tenants", verb="delete", n=10,
+                   table="public.tenants", had=10)  # fmt: skip
+    _limit_refusal(tenants, "UPDATE public.tenants SET plan = NULL", verb="update", n=10,
+                   table="public.tenants", had=10)  # fmt: skip
+    tenants.execute("BEGIN")
+    tenants.execute("DELETE FROM public.tenants WHERE id = 1")  # one row passes
+    _limit_refusal(tenants, "DELETE FROM public.tenants WHERE id IN (2, 3, 4, 5, 6)",
+                   verb="delete", n=6, table="public.tenants", had=10)  # fmt: skip
+    tenants.execute("ROLLBACK")
+    tenants.execute("RESET search_path")
+    assert count(tenants, "SELECT count(*) FROM tenants") == 10
