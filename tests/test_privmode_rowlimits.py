@@ -149,3 +149,25 @@ def test_protect_rows_owned_refused_in_event_trigger_mode(guarded_admin: Conn) -
             "SELECT pgguard.protect_rows_owned("
             "ARRAY['t'::regclass::oid], '{delete_rows}', 10, 0.5, false)"
         )
+
+
+def test_uninstall_takes_the_limits_with_it(pg_server: Any, make_db: Any) -> None:
+    from pgguard.removal import uninstall
+
+    p = make_platform(pg_server, make_db)
+    try:
+        p.install()
+        kid = register_key(p.admin(), private_key(0))
+        app = p.connect("app")
+        protect_rows(app, ["public.tenants", "billing.invoices"])
+        tok = sign(private_key(0), kid, payload_of(claims(ops=["uninstall"], obj=["pgguard"])))
+        with psycopg.connect(
+            p.server.dsn(p.dbname, p.owner, p.owner_password), autocommit=True
+        ) as own:
+            uninstall(own, token=tok)
+            assert own.execute(
+                "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgguard\\_%'"
+            ).fetchone() == (0,)
+            own.execute("DELETE FROM billing.invoices")  # the owner's tables, unlimited again
+    finally:
+        p.close()

@@ -449,3 +449,15 @@ def test_hostile_search_path_cannot_slip_a_mass_delete_past(
     tenants.execute("ROLLBACK")
     tenants.execute("RESET search_path")
     assert count(tenants, "SELECT count(*) FROM tenants") == 10
+
+
+def test_uninstall_takes_the_limits_with_it(
+    guarded_admin: Conn, tenants: Conn, approver: rsa.RSAPrivateKey
+) -> None:
+    from pgguard.removal import uninstall
+
+    uninstall(guarded_admin, token=issue_token(approver, ops=["uninstall"], objects=["pgguard"]))
+    assert (
+        count(guarded_admin, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgguard\\_%'") == 0
+    )
+    tenants.execute("DELETE FROM members")  # unlimited again
