@@ -23,7 +23,7 @@ import psycopg
 
 from .connect import check_server
 from .errors import NotInstalled
-from .installer import EVENT_TRIGGERS, OWNER_ROLE
+from .installer import EVENT_TRIGGERS
 from .rowlimits import RowLimit, row_limits_if_installed
 
 SEVERITIES = ("high", "medium", "low", "info")
@@ -206,27 +206,32 @@ def connecting_role(ctx: Context) -> Iterator[Finding]:
 
 @check
 def protected_role_members(ctx: Context) -> Iterator[Finding]:
-    """Members and ADMIN holders of pgguard_owner can write pgguard's records."""
+    """Members and ADMIN holders of the protected role (pgguard_owner, or privilege mode's
+    --owner-role) can write pgguard's records."""
+    from .privmode import owner_role
+
+    owner = owner_role(ctx.conn)
     for name, admin in ctx.rows(
         """
         SELECT r.rolname::text,
                EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members m
-                        WHERE m.roleid = 'pgguard_owner'::regrole AND m.member = r.oid
+                        WHERE m.roleid = to_regrole(%(o)s) AND m.member = r.oid
                           AND m.admin_option)
           FROM pg_catalog.pg_roles r
-         WHERE NOT r.rolsuper AND r.rolname <> %s
-           AND r.rolname IS DISTINCT FROM %s
-           AND pg_catalog.pg_has_role(r.oid, 'pgguard_owner'::regrole, 'MEMBER')
+         WHERE NOT r.rolsuper AND r.rolname <> %(o)s
+           AND r.rolname IS DISTINCT FROM %(by)s
+           AND to_regrole(%(o)s) IS NOT NULL
+           AND pg_catalog.pg_has_role(r.oid, to_regrole(%(o)s), 'MEMBER')
          ORDER BY 1
         """,
-        (OWNER_ROLE, ctx.installed_by),
+        {"o": owner, "by": ctx.installed_by},
     ):
         yield Finding(
             "role.pgguard_owner_member",
             "high",
-            f'role "{name}" is a member of pgguard_owner{" with ADMIN OPTION" if admin else ""}:'
+            f'role "{name}" is a member of {owner}{" with ADMIN OPTION" if admin else ""}:'
             ' it can forge "created in this transaction" records and spent tokens',
-            f'REVOKE pgguard_owner FROM "{name}"',
+            f'REVOKE {owner} FROM "{name}"',
         )
 
 

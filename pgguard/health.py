@@ -191,7 +191,7 @@ def status(conn: psycopg.Connection[Any]) -> Status:
         problems.append("the last install did not finish")
     if integrity and integrity[0]:
         problems.append(
-            f"{len(integrity[0])} pgguard object(s) not owned by pgguard_owner (e.g. "
+            f"{len(integrity[0])} pgguard object(s) not owned by pgguard's owner role (e.g. "
             f"{integrity[0][0]}): run pgguard install to repair"
         )
     if integrity and integrity[1]:
@@ -279,15 +279,17 @@ def _bypasses(conn: psycopg.Connection[Any]) -> list[str]:
         """
         SELECT array_agg(r.rolname::text ORDER BY r.rolname)
           FROM pg_catalog.pg_roles r
-         WHERE NOT r.rolsuper AND r.rolname <> 'pgguard_owner'
+         WHERE NOT r.rolsuper AND r.oid IS DISTINCT FROM pgguard.owner_oid()
            AND r.rolname <> (SELECT i.installed_by FROM pgguard.installation i)
-           AND pg_catalog.pg_has_role(r.oid, 'pgguard_owner'::regrole, 'MEMBER')
+           AND pg_catalog.pg_has_role(r.oid, pgguard.owner_oid(), 'MEMBER')
         """
     ).fetchone()
     if row and row[0]:
+        owner = conn.execute("SELECT pgguard.owner_name()").fetchone()
+        name = owner[0] if owner else "pgguard_owner"
         found.append(
-            f"role(s) {', '.join(row[0])} are members of pgguard_owner and can forge pgguard's"
-            " records: REVOKE pgguard_owner FROM them"
+            f"role(s) {', '.join(row[0])} are members of {name} and can forge pgguard's"
+            f" records: REVOKE {name} FROM them"
         )
     if conn.info.server_version >= 170000:
         settings = conn.execute(

@@ -143,14 +143,24 @@ def install(
     check_server(conn)
     if mode not in (None, privmode.MODE_EVENT_TRIGGERS, privmode.MODE_PRIVILEGES):
         raise UsageError(f"unknown mode {mode!r}: event-triggers or privileges")
-    if owner_role is not None and owner_role != privmode.OWNER_ROLE:
-        raise UsageError(
-            f"--owner-role must name a role called {privmode.OWNER_ROLE} in this version"
-            f" (pgguard's SQL refers to it by that name): create the credential under that name,"
-            f" e.g. heroku pg:credentials:create --name {privmode.OWNER_ROLE}"
-        )
     installed = privmode.installed_mode(conn) if _has_installation(conn) else None
-    caps = privmode.probe(conn, exclude_schemas or ())
+    recorded_owner = privmode.owner_role(conn) if installed else None
+    if owner_role is not None and recorded_owner and owner_role != recorded_owner:
+        raise UsageError(
+            f"pgguard is installed here with owner role {recorded_owner}: uninstall it before"
+            f" switching to {owner_role}"
+        )
+    if owner_role is not None and owner_role != privmode.OWNER_ROLE and mode is None:
+        mode = privmode.MODE_PRIVILEGES  # only privilege mode has an owner role of its own
+    if (
+        owner_role is not None
+        and owner_role != privmode.OWNER_ROLE
+        and (mode == privmode.MODE_EVENT_TRIGGERS or installed == privmode.MODE_EVENT_TRIGGERS)
+    ):
+        raise UsageError("--owner-role names privilege mode's owner; event-trigger mode has none")
+    caps = privmode.probe(
+        conn, exclude_schemas or (), owner_role or recorded_owner or privmode.OWNER_ROLE
+    )
     chosen = mode or installed or caps.mode
     if installed and chosen != installed:
         raise UsageError(
@@ -398,11 +408,13 @@ def _step1(
     files: Sequence[Any] | None = None,
     roles: Callable[[psycopg.Connection[Any]], None] | None = None,
     finish: Callable[[psycopg.Connection[Any]], None] | None = None,
+    owner: str | None = None,
 ) -> tuple[str, ...]:
     """Roles, schema, tables, code and event triggers, in one transaction.
 
     Privilege mode (:mod:`pgguard.privmode`) passes its own ``files`` (no event triggers), its
-    own ``roles`` step, and a ``finish`` step run last in the same transaction.
+    own ``roles`` step, a ``finish`` step run last in the same transaction, and its ``owner``
+    role (recorded in pgguard.settings; the SQL asks ``pgguard.owner_name()``).
     """
     from alembic import command
     from alembic.config import Config
@@ -427,7 +439,7 @@ def _step1(
             (roles or _create_roles)(raw)
             raw.execute(
                 sql.SQL("CREATE SCHEMA IF NOT EXISTS pgguard AUTHORIZATION {}").format(
-                    sql.Identifier(OWNER_ROLE)
+                    sql.Identifier(owner or OWNER_ROLE)
                 )
             )
             if exclude_schemas is not None:
@@ -441,6 +453,13 @@ def _step1(
             cfg.attributes["connection"] = sa_conn
             command.upgrade(cfg, "head")
             after = _alembic_revisions(raw)
+            if owner is not None:
+                raw.execute(
+                    "INSERT INTO pgguard.settings (name, value)"
+                    " VALUES ('owner_role', to_jsonb(%s::text))"
+                    " ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+                    (owner,),
+                )
             if exclude_schemas is not None:
                 raw.execute(
                     """

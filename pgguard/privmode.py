@@ -57,9 +57,10 @@ class Capabilities:
     owns_database: bool
     owner_role_exists: bool
     auditor_role_exists: bool
-    owner_admin: bool  # can grant pgguard_owner to itself (ADMIN, CREATEROLE on <=15, member)
+    owner_admin: bool  # can grant the owner role to itself (ADMIN, CREATEROLE on <=15, member)
     admin_of: tuple[str, ...]  # roles it holds ADMIN OPTION on
     blocked_schemas: tuple[str, ...]  # guarded schemas whose owner it cannot act as
+    owner_role: str = OWNER_ROLE  # the protected role (--owner-role)
 
     @property
     def mode(self) -> str:
@@ -71,13 +72,13 @@ class Capabilities:
         missing = []
         if not self.owner_role_exists and not self.createrole:
             missing.append(
-                f'role "{OWNER_ROLE}" does not exist and "{self.role}" may not create roles:'
+                f'role "{self.owner_role}" does not exist and "{self.role}" may not create roles:'
                 f" create it outside SQL (Heroku: heroku pg:credentials:create --name"
-                f" {OWNER_ROLE}) and run install again"
+                f" {self.owner_role}) and run install again"
             )
         elif self.owner_role_exists and not self.owner_admin:
             missing.append(
-                f'"{self.role}" can neither become nor grant "{OWNER_ROLE}": it needs ADMIN'
+                f'"{self.role}" can neither become nor grant "{self.owner_role}": it needs ADMIN'
                 f" OPTION on it (Heroku gives the default credential that on every other"
                 f" credential: heroku pg:credentials:repair-default)"
             )
@@ -112,8 +113,13 @@ class PrivilegeInstall:
     notes: tuple[str, ...]
 
 
-def probe(conn: psycopg.Connection[Any], exclude_schemas: Sequence[str] = ()) -> Capabilities:
-    """Find out what the connected role can do; reads the catalog only."""
+def probe(
+    conn: psycopg.Connection[Any],
+    exclude_schemas: Sequence[str] = (),
+    owner_role: str = OWNER_ROLE,
+) -> Capabilities:
+    """Find out what the connected role can do; reads the catalog only. ``owner_role``: the
+    protected role privilege mode would use (``--owner-role``)."""
     row = conn.execute(
         """
         SELECT current_user::text, current_setting('server_version_num')::int / 10000,
@@ -128,7 +134,7 @@ def probe(conn: psycopg.Connection[Any], exclude_schemas: Sequence[str] = ()) ->
                       WHERE m.member = r.oid AND m.admin_option ORDER BY 1)
           FROM pg_catalog.pg_roles r WHERE r.rolname = current_user
         """,
-        {"platform": list(PLATFORM_ROLES), "owner": OWNER_ROLE, "auditor": AUDITOR_ROLE},
+        {"platform": list(PLATFORM_ROLES), "owner": owner_role, "auditor": AUDITOR_ROLE},
     ).fetchone()
     assert row is not None
     role, major, superuser, createrole, platform, owns_db, owner_exists, auditor_exists, admin = row
@@ -137,10 +143,10 @@ def probe(conn: psycopg.Connection[Any], exclude_schemas: Sequence[str] = ()) ->
     else:
         owner_admin = bool(
             superuser
-            or OWNER_ROLE in admin
+            or owner_role in admin
             or (createrole and major <= 15)
             or conn.execute(
-                "SELECT pg_has_role(current_user, %s, 'USAGE')", (OWNER_ROLE,)
+                "SELECT pg_has_role(current_user, %s, 'USAGE')", (owner_role,)
             ).fetchone()
             == (True,)
         )
@@ -169,7 +175,7 @@ def probe(conn: psycopg.Connection[Any], exclude_schemas: Sequence[str] = ()) ->
                                            AND d.objid = c.oid AND d.deptype IN ('e', 'a', 'i'))))
              ORDER BY 1
             """,
-            {"excl": list(exclude_schemas), "owner": OWNER_ROLE},
+            {"excl": list(exclude_schemas), "owner": owner_role},
         )
     ]
     if superuser:
@@ -186,6 +192,7 @@ def probe(conn: psycopg.Connection[Any], exclude_schemas: Sequence[str] = ()) ->
         owner_admin=owner_admin,
         admin_of=tuple(admin),
         blocked_schemas=tuple(blocked),
+        owner_role=owner_role,
     )
 
 
@@ -219,20 +226,33 @@ def _ident(name: str) -> sql.Identifier:
     return sql.Identifier(name)
 
 
-def become_owner(conn: psycopg.Connection[Any]) -> bool:
-    """Make the connected role a member of pgguard_owner for this transaction's work.
+def owner_role(conn: psycopg.Connection[Any]) -> str:
+    """The protected role of this database's install: the ``--owner-role`` recorded at install
+    (pgguard.settings ``owner_role``), else pgguard_owner."""
+    if conn.execute("SELECT to_regclass('pgguard.settings')").fetchone() == (None,):
+        return OWNER_ROLE
+    row = conn.execute(
+        "SELECT value #>> '{}' FROM pgguard.settings WHERE name = 'owner_role'"
+    ).fetchone()
+    return str(row[0]) if row and row[0] else OWNER_ROLE
+
+
+def become_owner(conn: psycopg.Connection[Any], owner: str | None = None) -> bool:
+    """Make the connected role a member of the owner role (default: this install's) for this
+    transaction's work.
 
     Returns whether it had to grant itself (then :func:`give_up_owner` revokes it)."""
+    owner = owner or owner_role(conn)
     row = conn.execute(
         "SELECT rolsuper, pg_has_role(current_user, %s, 'USAGE'),"
         " current_setting('server_version_num')::int >= 160000"
         " FROM pg_roles WHERE rolname = current_user",
-        (OWNER_ROLE,),
+        (owner,),
     ).fetchone()
     assert row is not None
     if row[0] or row[1]:
         return False
-    grant = sql.SQL("GRANT {} TO {}").format(_ident(OWNER_ROLE), _ident(conn.info.user))
+    grant = sql.SQL("GRANT {} TO {}").format(_ident(owner), _ident(conn.info.user))
     if row[2]:
         grant += sql.SQL(" WITH INHERIT TRUE, SET TRUE")
     try:
@@ -240,27 +260,28 @@ def become_owner(conn: psycopg.Connection[Any]) -> bool:
             conn.execute(grant)
     except psycopg.errors.InsufficientPrivilege as e:
         raise PrivilegeError(
-            f'"{conn.info.user}" cannot make itself a member of {OWNER_ROLE}, which privilege-'
+            f'"{conn.info.user}" cannot make itself a member of {owner}, which privilege-'
             f"mode install and uninstall need for the length of one transaction: "
             f"{e.diag.message_primary}",
-            hint=f"it needs ADMIN OPTION on {OWNER_ROLE} (or CREATEROLE on PostgreSQL 15 and"
+            hint=f"it needs ADMIN OPTION on {owner} (or CREATEROLE on PostgreSQL 15 and"
             " older); see pgguard doctor",
         ) from e
     return True
 
 
-def give_up_owner(conn: psycopg.Connection[Any]) -> None:
-    """Leave the connected role without membership in pgguard_owner (ADMIN, on PostgreSQL 16+
+def give_up_owner(conn: psycopg.Connection[Any], owner: str | None = None) -> None:
+    """Leave the connected role without membership in the owner role (ADMIN, on PostgreSQL 16+
     the creator's, cannot be given up; doctor lists it)."""
-    conn.execute(sql.SQL("REVOKE {} FROM {}").format(_ident(OWNER_ROLE), _ident(conn.info.user)))
+    owner = owner or owner_role(conn)
+    conn.execute(sql.SQL("REVOKE {} FROM {}").format(_ident(owner), _ident(conn.info.user)))
 
 
 def create_roles(
     conn: psycopg.Connection[Any], caps: Capabilities, app_role: str
 ) -> tuple[bool, str | None]:
-    """pgguard_owner, pgguard_auditor and the app role, where missing. Returns (app role
+    """The owner role, pgguard_auditor and the app role, where missing. Returns (app role
     created, its password)."""
-    for role in (OWNER_ROLE, AUDITOR_ROLE):
+    for role in (caps.owner_role, AUDITOR_ROLE):
         if conn.execute("SELECT to_regrole(%s)", (role,)).fetchone() == (None,):
             conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(_ident(role)))
     if conn.execute("SELECT to_regrole(%s)", (app_role,)).fetchone() != (None,):
@@ -272,7 +293,7 @@ def create_roles(
     return True, password
 
 
-def check_app_role(conn: psycopg.Connection[Any], app_role: str) -> None:
+def check_app_role(conn: psycopg.Connection[Any], app_role: str, owner: str = OWNER_ROLE) -> None:
     """Refuse an app role that would hold the owner's power anyway."""
     row = conn.execute(
         """
@@ -282,7 +303,7 @@ def check_app_role(conn: psycopg.Connection[Any], app_role: str) -> None:
                         AND m.roleid = %(owner)s::regrole AND m.admin_option)
           FROM pg_roles r WHERE r.rolname = %(app)s
         """,
-        {"owner": OWNER_ROLE, "app": app_role},
+        {"owner": owner, "app": app_role},
     ).fetchone()
     assert row is not None
     if row[0]:
@@ -293,15 +314,19 @@ def check_app_role(conn: psycopg.Connection[Any], app_role: str) -> None:
             " so the installing credential can stay out of the app's hands"
         )
     if row[2] or row[3]:
-        raise UsageError(f'app role "{app_role}" can become {OWNER_ROLE}: revoke that first')
+        raise UsageError(f'app role "{app_role}" can become {owner}: revoke that first')
+    if app_role == owner:
+        raise UsageError(
+            f'app role "{app_role}" is the owner role: the app needs a role of its own'
+        )
 
 
-def take_ownership(conn: psycopg.Connection[Any]) -> int:
-    """Record and move every guarded schema and object to pgguard_owner. Returns how many."""
+def take_ownership(conn: psycopg.Connection[Any], owner: str = OWNER_ROLE) -> int:
+    """Record and move every guarded schema and object to the owner role. Returns how many."""
     moved = 0
     # schemas first (with whether PUBLIC could CREATE there), then tables (their indexes and
     # owned sequences follow them), then whatever is left
-    for oid, name, owner, public_create in conn.execute(
+    for oid, name, current, public_create in conn.execute(
         """
         SELECT n.oid, n.nspname::text, n.nspowner::regrole::text,
                EXISTS (SELECT 1 FROM aclexplode(COALESCE(n.nspacl, acldefault('n', n.nspowner))) a
@@ -313,12 +338,10 @@ def take_ownership(conn: psycopg.Connection[Any]) -> int:
             "INSERT INTO pgguard.original_owners (classid, objid, kind, identity, owner_name,"
             " public_create) VALUES ('pg_namespace'::regclass, %s, 'schema', %s, %s, %s)"
             " ON CONFLICT DO NOTHING",
-            (oid, name, owner, public_create),
+            (oid, name, current, public_create),
         )
-        if owner != OWNER_ROLE:
-            conn.execute(
-                sql.SQL("ALTER SCHEMA {} OWNER TO {}").format(_ident(name), _ident(OWNER_ROLE))
-            )
+        if current != owner:
+            conn.execute(sql.SQL("ALTER SCHEMA {} OWNER TO {}").format(_ident(name), _ident(owner)))
             moved += 1
         conn.execute(sql.SQL("REVOKE CREATE ON SCHEMA {} FROM PUBLIC").format(_ident(name)))
     for _ in range(3):
@@ -331,7 +354,7 @@ def take_ownership(conn: psycopg.Connection[Any]) -> int:
         ).fetchall()
         if not drift:
             break
-        for kind, obj, owner, catalog in drift:
+        for kind, obj, was, catalog in drift:
             cast = {"pg_proc": "regprocedure", "pg_type": "regtype", "pg_class": "regclass"}[
                 catalog
             ]
@@ -341,20 +364,20 @@ def take_ownership(conn: psycopg.Connection[Any]) -> int:
             conn.execute(
                 "INSERT INTO pgguard.original_owners (classid, objid, kind, identity, owner_name)"
                 " VALUES (%s::regclass, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                (catalog, oid_row[0], kind, obj, owner),
+                (catalog, oid_row[0], kind, obj, was),
             )
             try:
                 with conn.transaction():
-                    conn.execute(_alter_owner(kind, obj, OWNER_ROLE))
+                    conn.execute(_alter_owner(kind, obj, owner))
                 moved += 1
             except psycopg.errors.ObjectNotInPrerequisiteState:
                 continue  # a sequence owned by a table: it follows the table
     left = conn.execute("SELECT kind, object, owner FROM pgguard.ownership_drift()").fetchall()
     if left:
-        kind, obj, owner = left[0]
+        kind, obj, was = left[0]
         raise InstallError(
-            f"{len(left)} object(s) in guarded schemas could not be given to {OWNER_ROLE}, e.g."
-            f" {kind} {obj} (owner {owner}); nothing was changed",
+            f"{len(left)} object(s) in guarded schemas could not be given to {owner}, e.g."
+            f" {kind} {obj} (owner {was}); nothing was changed",
             hint="give them to the installing role, or exclude their schema (--exclude-schema)",
         )
     return moved
@@ -375,7 +398,9 @@ def _alter_owner(kind: str, obj: str, to: str) -> sql.Composed:
     return sql.SQL("ALTER {} {} OWNER TO {}").format(sql.SQL(verb), sql.SQL(obj), _ident(to))
 
 
-def grant_app(conn: psycopg.Connection[Any], roles: Iterable[str]) -> None:
+def grant_app(
+    conn: psycopg.Connection[Any], roles: Iterable[str], owner_name: str = OWNER_ROLE
+) -> None:
     """Data privileges on everything guarded, now and later (default privileges)."""
     schemas = [
         r[0]
@@ -398,7 +423,7 @@ def grant_app(conn: psycopg.Connection[Any], roles: Iterable[str]) -> None:
                     "GRANT " + SEQUENCE_PRIVILEGES + " ON ALL SEQUENCES IN SCHEMA {} TO {}"
                 ).format(s, who)
             )
-        owner = _ident(OWNER_ROLE)
+        owner = _ident(owner_name)
         for what, privs in (
             ("TABLES", TABLE_PRIVILEGES),
             ("SEQUENCES", SEQUENCE_PRIVILEGES),
@@ -435,7 +460,8 @@ def install(
 
     Schema, tables and code go in as in event-trigger mode (:func:`pgguard.installer._step1`),
     minus the event triggers; then ownership, privileges and every table's guard, and last the
-    installing role gives up its membership in pgguard_owner. Returns ``None`` when a current,
+    installing role gives up its membership in the owner role (``caps.owner_role``). Returns
+    ``None`` when a current,
     whole install is there already (nothing written), else what it did and the migrations run.
     """
     from .installer import _step1
@@ -475,10 +501,12 @@ def install(
     state: dict[str, Any] = {}
     roles = sorted(set(prior_roles) | {role})
 
+    owner = caps.owner_role
+
     def make_roles(raw: psycopg.Connection[Any]) -> None:
         state["created"], state["password"] = create_roles(raw, caps, role)
-        check_app_role(raw, role)
-        state["granted"] = become_owner(raw)
+        check_app_role(raw, role, owner)
+        state["granted"] = become_owner(raw, owner)
 
     def finish(raw: psycopg.Connection[Any]) -> None:
         raw.execute(
@@ -490,18 +518,18 @@ def install(
         for path in sql_files():
             if path.name == "950_grants.sql":  # the app roles are known only now
                 raw.execute(path.read_text())
-        state["moved"] = take_ownership(raw)
-        grant_app(raw, roles)
+        state["moved"] = take_ownership(raw, owner)
+        grant_app(raw, roles, owner)
         try:
             with raw.transaction():
                 raw.execute(
                     sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
-                        _ident(raw.info.dbname), _ident(OWNER_ROLE)
+                        _ident(raw.info.dbname), _ident(owner)
                     )
                 )
         except psycopg.errors.InsufficientPrivilege:
             notes.append(
-                "pgguard_owner may not create schemas here (the installing role cannot grant"
+                f"{owner} may not create schemas here (the installing role cannot grant"
                 " CREATE on the database): CREATE SCHEMA through the executor will fail"
             )
         attached = 0
@@ -516,7 +544,7 @@ def install(
         state["attached"] = attached
         raw.execute("UPDATE pgguard.installation SET completed_at = now()")
         if state["granted"]:
-            give_up_owner(raw)
+            give_up_owner(raw, owner)
 
     migrations = _step1(
         conn,
@@ -526,6 +554,7 @@ def install(
         files=sql_files(),
         roles=make_roles,
         finish=finish,
+        owner=owner,
     )
     return (
         PrivilegeInstall(
@@ -559,11 +588,12 @@ def is_current(conn: psycopg.Connection[Any], digest: str, app_role: str | None)
 def status_problems(conn: psycopg.Connection[Any]) -> list[str]:
     """What makes a privilege-mode install degraded (beyond the shared table-guard checks)."""
     problems = []
+    protected = owner_role(conn)
     drift = conn.execute("SELECT kind, object, owner FROM pgguard.ownership_drift()").fetchall()
     if drift:
         kind, obj, owner = drift[0]
         problems.append(
-            f"{len(drift)} object(s) in guarded schemas not owned by {OWNER_ROLE} (e.g. {kind}"
+            f"{len(drift)} object(s) in guarded schemas not owned by {protected} (e.g. {kind}"
             f" {obj}, owner {owner}): their owner can drop them; run pgguard install to repair"
         )
     roles = app_roles(conn)
@@ -574,10 +604,10 @@ def status_problems(conn: psycopg.Connection[Any]) -> list[str]:
             " AND m.roleid = %(o)s::regrole AND m.admin_option)"
             " OR (SELECT rolsuper OR (rolcreaterole AND current_setting('server_version_num')::int"
             " < 160000) FROM pg_roles WHERE rolname = %(r)s))",
-            {"r": role, "o": OWNER_ROLE},
+            {"r": role, "o": protected},
         ).fetchone()
         if row and row[0]:
-            problems.append(f'app role "{role}" has a path to {OWNER_ROLE}: it can undo the guard')
+            problems.append(f'app role "{role}" has a path to {protected}: it can undo the guard')
     return problems
 
 
@@ -586,6 +616,7 @@ def restore_owners(conn: psycopg.Connection[Any]) -> int:
     by pgguard_owner, no record) go to the uninstalling role. Returns how many moved."""
     moved = 0
     me = conn.info.user
+    protected = owner_role(conn)
     for role in app_roles(conn):
         if conn.execute("SELECT to_regrole(%s)", (role,)).fetchone() != (None,):
             for what, privs in (
@@ -600,7 +631,7 @@ def restore_owners(conn: psycopg.Connection[Any]) -> int:
                         + " ON "
                         + what
                         + " FROM {}"
-                    ).format(_ident(OWNER_ROLE), _ident(role))
+                    ).format(_ident(protected), _ident(role))
                 )
     recorded = {
         (r[0], r[1]): (r[2], r[3], r[4])
@@ -628,7 +659,7 @@ def restore_owners(conn: psycopg.Connection[Any]) -> int:
     for (name,) in conn.execute(
         "SELECT nspname::text FROM pg_namespace WHERE nspowner = %s::regrole"
         " AND nspname NOT IN ('pgguard')",
-        (OWNER_ROLE,),
+        (protected,),
     ).fetchall():
         conn.execute(sql.SQL("ALTER SCHEMA {} OWNER TO {}").format(_ident(name), _ident(me)))
         moved += 1
@@ -652,7 +683,7 @@ def restore_owners(conn: psycopg.Connection[Any]) -> int:
          WHERE t.typowner = %(o)s::regrole AND t.typtype IN ('d', 'e', 'r')
            AND t.typnamespace <> 'pgguard'::regnamespace
         """,
-        {"o": OWNER_ROLE},
+        {"o": protected},
     ).fetchall():
         target = recorded.get((catalog, objid), (None, me, False))[1]
         if conn.execute("SELECT to_regrole(%s)", (target,)).fetchone() == (None,):
@@ -661,7 +692,7 @@ def restore_owners(conn: psycopg.Connection[Any]) -> int:
         moved += 1
     conn.execute(
         sql.SQL("REVOKE CREATE ON DATABASE {} FROM {}").format(
-            _ident(conn.info.dbname), _ident(OWNER_ROLE)
+            _ident(conn.info.dbname), _ident(protected)
         )
     )
     return moved

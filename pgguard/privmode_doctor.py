@@ -21,21 +21,22 @@ def owner_takeover(ctx: Context) -> Iterator[Finding]:
     if not _privilege_mode(ctx):
         return
     apps = set(privmode.app_roles(ctx.conn))
+    owner = privmode.owner_role(ctx.conn)
     for role, how in ctx.rows("SELECT role_name, how FROM pgguard.owner_takeover_paths()"):
         if role in apps:
             yield Finding(
                 "privileges.app_takeover",
                 "high",
                 f'app role "{role}" {how}',
-                f"REVOKE pgguard_owner FROM {role}; an app role must have no path to it",
+                f"REVOKE {owner} FROM {role}; an app role must have no path to it",
             )
         else:
             yield Finding(
                 "privileges.owner_takeover",
                 "medium",
-                f'role "{role}" {how}: it can grant pgguard_owner to itself and undo the guard',
+                f'role "{role}" {how}: it can grant {owner} to itself and undo the guard',
                 "keep this credential out of every application; on PostgreSQL 16+ the role that"
-                " created pgguard_owner keeps an ADMIN OPTION it cannot give up, and on Heroku"
+                f" created {owner} keeps an ADMIN OPTION it cannot give up, and on Heroku"
                 " the default credential holds it on every credential: privilege mode protects"
                 " against everyday credentials, not this one",
             )
@@ -48,7 +49,7 @@ def owner_takeover(ctx: Context) -> Iterator[Finding]:
             "privileges.app_createrole",
             "high",
             f'app role "{role}" has CREATEROLE on PostgreSQL 15 or older: it can grant itself'
-            " pgguard_owner",
+            f" {owner}",
             f"ALTER ROLE {role} NOCREATEROLE",
         )
 
@@ -85,19 +86,20 @@ def app_owns_database(ctx: Context) -> Iterator[Finding]:
 
 @check
 def ownership(ctx: Context) -> Iterator[Finding]:
-    """Guarded objects that pgguard_owner no longer owns (Heroku's repair-default does that)."""
+    """Guarded objects that the owner role no longer owns (Heroku's repair-default does that)."""
     if not _privilege_mode(ctx):
         return
+    protected = privmode.owner_role(ctx.conn)
     drift = ctx.rows("SELECT kind, object, owner FROM pgguard.ownership_drift()")
     if drift:
         kind, obj, owner = drift[0]
         yield Finding(
             "privileges.ownership_drift",
             "high",
-            f"{len(drift)} guarded object(s) not owned by pgguard_owner, e.g. {kind} {obj}"
+            f"{len(drift)} guarded object(s) not owned by {protected}, e.g. {kind} {obj}"
             f" (owner {owner}): that owner can drop them",
             "run pgguard install again (it takes them back); on Heroku avoid"
-            " pg:credentials:repair-default and pg:credentials:destroy pgguard_owner",
+            f" pg:credentials:repair-default and pg:credentials:destroy {protected}",
         )
 
 

@@ -111,7 +111,8 @@ def _uninstall_privileges(
     with conn.transaction():
         take_install_lock(conn)
         _authorize(conn, token, force, superuser)
-        granted = privmode.become_owner(conn)
+        owner = privmode.owner_role(conn)
+        granted = privmode.become_owner(conn, owner)
         tables = [
             r[0]
             for r in conn.execute(
@@ -128,10 +129,13 @@ def _uninstall_privileges(
         privmode.restore_owners(conn)
         conn.execute("DROP SCHEMA IF EXISTS pgguard CASCADE")
         if granted:
-            privmode.give_up_owner(conn)
+            privmode.give_up_owner(conn, owner)
     dropped: list[str] = []
-    kept: list[str] = []
+    # an owner role of another name was the platform's credential (--owner-role): it stays
+    kept: list[str] = [] if owner == OWNER_ROLE else [owner]
     for role in (OWNER_ROLE, AUDITOR_ROLE):
+        if role == OWNER_ROLE and owner != OWNER_ROLE:
+            continue
         try:
             with conn.transaction():
                 conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))

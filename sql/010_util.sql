@@ -23,6 +23,27 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pgguard, pg_temp
 AS $$ BEGIN RETURN pg_catalog.pg_current_xact_id()::text::bigint; END $$;
 
+-- The protected role: pgguard_owner, or in privilege mode the role named with --owner-role at
+-- install (recorded in pgguard.settings, which only that role writes). Any role may ask.
+CREATE OR REPLACE FUNCTION pgguard.owner_name() RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+BEGIN
+    RETURN COALESCE((SELECT s.value #>> '{}' FROM pgguard.settings s WHERE s.name = 'owner_role'),
+                    'pgguard_owner');
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pgguard.owner_oid() RETURNS oid
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+BEGIN
+    RETURN pg_catalog.to_regrole(pg_catalog.quote_ident(pgguard.owner_name()));
+END
+$$;
+
 CREATE OR REPLACE FUNCTION pgguard.excluded_schemas() RETURNS text[]
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pgguard, pg_temp

@@ -67,7 +67,7 @@ BEGIN
 END
 $$;
 
--- Objects of pgguard that no longer belong to pgguard_owner (REASSIGN OWNED fires no event
+-- Objects of pgguard that no longer belong to its owner (pgguard.owner_oid(); REASSIGN OWNED fires no event
 -- trigger, so this is found by `pgguard status` and repaired by `pgguard install`).
 CREATE OR REPLACE FUNCTION pgguard.foreign_owned_objects() RETURNS text[]
 LANGUAGE sql STABLE
@@ -76,13 +76,13 @@ AS $$
     SELECT pg_catalog.array_agg(x ORDER BY x) FROM (
         SELECT p.oid::pg_catalog.regprocedure::text AS x FROM pg_catalog.pg_proc p
          WHERE p.pronamespace = 'pgguard'::pg_catalog.regnamespace
-           AND p.proowner <> 'pgguard_owner'::pg_catalog.regrole
+           AND p.proowner <> pgguard.owner_oid()
         UNION ALL
         SELECT c.oid::pg_catalog.regclass::text FROM pg_catalog.pg_class c
          WHERE c.relnamespace = 'pgguard'::pg_catalog.regnamespace
-           AND c.relowner <> 'pgguard_owner'::pg_catalog.regrole
+           AND c.relowner <> pgguard.owner_oid()
         UNION ALL
         SELECT 'schema ' || n.nspname FROM pg_catalog.pg_namespace n
-         WHERE n.nspname = 'pgguard' AND n.nspowner <> 'pgguard_owner'::pg_catalog.regrole
+         WHERE n.nspname = 'pgguard' AND n.nspowner <> pgguard.owner_oid()
     ) s
 $$;

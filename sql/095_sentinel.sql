@@ -66,7 +66,7 @@ BEGIN
             victim := d.object_identity;
             EXIT;
         END IF;
-        owner := COALESCE(owner, pg_catalog.to_regrole('pgguard_owner'), 0);
+        owner := COALESCE(owner, pgguard.owner_oid(), 0);
         IF d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass THEN
             IF (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = d.objid) = owner THEN
                 victim := d.object_identity;

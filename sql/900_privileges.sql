@@ -1,19 +1,20 @@
 -- Ownership and privileges of everything in schema pgguard, re-applied on every install.
--- Owner: the protected role pgguard_owner (NOLOGIN). Nothing is writable except through
+-- Owner: the protected role (pgguard_owner, NOLOGIN; privilege mode: install's --owner-role). Nothing is writable except through
 -- pgguard's own SECURITY DEFINER functions; nothing here is secret (keys are public halves).
 
 DO $$
 DECLARE
     r record;
+    own text := pgguard.owner_name();  -- pgguard_owner, or install's --owner-role
 BEGIN
     FOR r IN SELECT p.oid::regprocedure AS f FROM pg_catalog.pg_proc p
               WHERE p.pronamespace = 'pgguard'::regnamespace LOOP
-        EXECUTE pg_catalog.format('ALTER FUNCTION %s OWNER TO pgguard_owner', r.f);
+        EXECUTE pg_catalog.format('ALTER FUNCTION %s OWNER TO %I', r.f, own);
         EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', r.f);
     END LOOP;
     FOR r IN SELECT c.oid::regclass AS t, c.relkind FROM pg_catalog.pg_class c
               WHERE c.relnamespace = 'pgguard'::regnamespace AND c.relkind = 'r' LOOP
-        EXECUTE pg_catalog.format('ALTER TABLE %s OWNER TO pgguard_owner', r.t);
+        EXECUTE pg_catalog.format('ALTER TABLE %s OWNER TO %I', r.t, own);
         EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM PUBLIC', r.t);
     END LOOP;
     -- whatever anyone granted by hand goes; the GRANTs below put back what is needed
@@ -23,12 +24,11 @@ BEGIN
                 AND a.grantee <> c.relowner LOOP
         EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM %s', r.t, r.who);
     END LOOP;
+    EXECUTE pg_catalog.format('ALTER SEQUENCE pgguard.refusal_seq OWNER TO %I', own);
+    EXECUTE pg_catalog.format('ALTER SCHEMA pgguard OWNER TO %I', own);
 END
 $$;
-
-ALTER SEQUENCE pgguard.refusal_seq OWNER TO pgguard_owner;
 REVOKE ALL ON SEQUENCE pgguard.refusal_seq FROM PUBLIC;
-ALTER SCHEMA pgguard OWNER TO pgguard_owner;
 REVOKE ALL ON SCHEMA pgguard FROM PUBLIC;
 GRANT USAGE ON SCHEMA pgguard TO PUBLIC;
 
@@ -62,5 +62,6 @@ GRANT EXECUTE ON FUNCTION
     pgguard.privileges_widened(), pgguard.guarded_table_in_excluded_schema(),
     pgguard.excluded_schemas(), pgguard.ident_path(text[]), pgguard.attach_guards(oid[]),
     pgguard.table_guards(), pgguard.recent_activity(interval), pgguard.refusals_total(),
-    pgguard.foreign_owned_objects(), pgguard.on_ddl_start()
+    pgguard.foreign_owned_objects(), pgguard.on_ddl_start(),
+    pgguard.owner_name(), pgguard.owner_oid()
 TO PUBLIC;

@@ -21,11 +21,7 @@ BEGIN
 END
 $$;
 
--- The protected role: pgguard_owner (its name is fixed; see README).
-CREATE OR REPLACE FUNCTION pgguard.owner_oid() RETURNS oid
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pgguard, pg_temp
-AS $$ SELECT 'pgguard_owner'::pg_catalog.regrole::oid $$;
+-- The protected role: pgguard.owner_oid() (010; pgguard_owner or the --owner-role of install).
 
 -- Objects in guarded schemas (and the schemas) that pgguard_owner does not own: each one's
 -- owner could drop or alter it, or (a function) change what runs inside it. Extension members
@@ -37,7 +33,7 @@ SET search_path = pg_catalog, pgguard, pg_temp
 AS $$
 DECLARE
     g oid[] := pgguard.guarded_schemas();
-    own oid := pg_catalog.to_regrole('pgguard_owner');
+    own oid := pgguard.owner_oid();
 BEGIN
     -- plpgsql, not sql: its plans are cached per session, and the executor calls this on
     -- every statement. Extension members are looked up only for objects not ours (rare).
@@ -84,11 +80,11 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pgguard, pg_temp
 AS $$
     SELECT r.rolname::text,
-           CASE WHEN m.admin_option THEN 'holds ADMIN OPTION on pgguard_owner'
-                ELSE 'is a member of pgguard_owner' END
+           CASE WHEN m.admin_option THEN 'holds ADMIN OPTION on ' || pgguard.owner_name()
+                ELSE 'is a member of ' || pgguard.owner_name() END
       FROM pg_catalog.pg_auth_members m
       JOIN pg_catalog.pg_roles r ON r.oid = m.member
-     WHERE m.roleid = pg_catalog.to_regrole('pgguard_owner') AND NOT r.rolsuper
+     WHERE m.roleid = pgguard.owner_oid() AND NOT r.rolsuper
 $$;
 
 -- Is a function safe to run as the protected owner later (from autovacuum, say)? Built-in

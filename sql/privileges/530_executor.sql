@@ -67,7 +67,7 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pgguard, pg_temp
 AS $$
 DECLARE
-    own oid := pg_catalog.to_regrole('pgguard_owner');
+    own oid := pgguard.owner_oid();
 BEGIN
     RETURN pg_catalog.md5(COALESCE((
         SELECT pg_catalog.string_agg(m.roleid || '>' || m.member || ':' || m.admin_option, ','
@@ -624,7 +624,7 @@ BEGIN
     IF pgguard.authority_digest() IS DISTINCT FROM auth_before THEN
         RAISE EXCEPTION USING ERRCODE = 'PGG01',
             MESSAGE = 'pgguard: refusing a statement that changes role memberships or default '
-                      || 'privileges of pgguard_owner',
+                      || 'privileges of ' || pgguard.owner_name(),
             CONSTRAINT = 'op=uninstall';
     END IF;
     bad := pgguard.escalation_found(CASE WHEN counted THEN locked_all END,
@@ -646,7 +646,8 @@ BEGIN
         IF bad IS NOT NULL THEN
             RAISE EXCEPTION USING ERRCODE = 'PGG01',
                 MESSAGE = pg_catalog.format(
-                    'pgguard: refusing a statement that leaves %s not owned by pgguard_owner', bad),
+                    'pgguard: refusing a statement that leaves %s not owned by %s', bad,
+                    pgguard.owner_name()),
                 CONSTRAINT = 'op=uninstall';
         END IF;
     END IF;

@@ -3,7 +3,7 @@
 -- (pgguard.settings 'app_roles'), not for PUBLIC: a read-only role gets no schema changes.
 
 GRANT EXECUTE ON FUNCTION
-    pgguard.guarded_schemas(), pgguard.owner_oid(), pgguard.ownership_drift(),
+    pgguard.guarded_schemas(), pgguard.owner_oid(), pgguard.owner_name(), pgguard.ownership_drift(),
     pgguard.owner_takeover_paths(), pgguard.trusted_function(oid), pgguard.self_digest(),
     pgguard.statement_words(text), pgguard.statement_refusal(text[]),
     pgguard.statement_tag(text[]), pgguard.shell_quote(text)
