@@ -346,25 +346,17 @@ def take_ownership(conn: psycopg.Connection[Any], owner: str = OWNER_ROLE) -> in
         conn.execute(sql.SQL("REVOKE CREATE ON SCHEMA {} FROM PUBLIC").format(_ident(name)))
     for _ in range(3):
         drift = conn.execute(
-            "SELECT d.kind, d.object, d.owner,"
-            " CASE WHEN d.kind IN ('function') THEN 'pg_proc'"
-            "      WHEN d.kind = 'type' THEN 'pg_type' ELSE 'pg_class' END"
+            "SELECT d.kind, d.object, d.owner, d.classid, d.objid"
             " FROM pgguard.ownership_drift() d WHERE d.kind <> 'schema'"
             " ORDER BY d.kind <> 'table', d.kind"
         ).fetchall()
         if not drift:
             break
-        for kind, obj, was, catalog in drift:
-            cast = {"pg_proc": "regprocedure", "pg_type": "regtype", "pg_class": "regclass"}[
-                catalog
-            ]
-            objid = conn.execute(sql.SQL("SELECT %s::{}::oid").format(sql.SQL(cast)), (obj,))
-            oid_row = objid.fetchone()
-            assert oid_row is not None
+        for kind, obj, was, classid, objid in drift:
             conn.execute(
                 "INSERT INTO pgguard.original_owners (classid, objid, kind, identity, owner_name)"
-                " VALUES (%s::regclass, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                (catalog, oid_row[0], kind, obj, was),
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (classid, objid, kind, obj, was),
             )
             try:
                 with conn.transaction():
@@ -393,8 +385,17 @@ def _alter_owner(kind: str, obj: str, to: str) -> sql.Composed:
         "relation": "TYPE",  # a standalone composite type
         "function": "ROUTINE",
         "type": "TYPE",
+        "operator": "OPERATOR",
+        "collation": "COLLATION",
+        "conversion": "CONVERSION",
+        "text search configuration": "TEXT SEARCH CONFIGURATION",
+        "text search dictionary": "TEXT SEARCH DICTIONARY",
+        "statistics": "STATISTICS",
+        "operator class": "OPERATOR CLASS",
+        "operator family": "OPERATOR FAMILY",
     }[kind]
-    # `obj` is a regclass/regprocedure/regtype rendering: already quoted where it must be
+    # `obj` is a regclass/regprocedure/regtype/regoperator rendering or a quoted path (with
+    # USING for operator classes and families): already quoted where it must be
     return sql.SQL("ALTER {} {} OWNER TO {}").format(sql.SQL(verb), sql.SQL(obj), _ident(to))
 
 
@@ -682,6 +683,45 @@ def restore_owners(conn: psycopg.Connection[Any]) -> int:
         SELECT 'type', t.oid::regtype::text, 'pg_type', t.oid FROM pg_type t
          WHERE t.typowner = %(o)s::regrole AND t.typtype IN ('d', 'e', 'r')
            AND t.typnamespace <> 'pgguard'::regnamespace
+        UNION ALL
+        SELECT 'operator', o.oid::regoperator::text, 'pg_operator', o.oid FROM pg_operator o
+         WHERE o.oprowner = %(o)s::regrole AND o.oprnamespace <> 'pgguard'::regnamespace
+        UNION ALL
+        SELECT 'collation', pgguard.ident_path(n.nspname, l.collname), 'pg_collation', l.oid
+          FROM pg_collation l JOIN pg_namespace n ON n.oid = l.collnamespace
+         WHERE l.collowner = %(o)s::regrole AND n.nspname <> 'pgguard'
+        UNION ALL
+        SELECT 'conversion', pgguard.ident_path(n.nspname, v.conname), 'pg_conversion', v.oid
+          FROM pg_conversion v JOIN pg_namespace n ON n.oid = v.connamespace
+         WHERE v.conowner = %(o)s::regrole AND n.nspname <> 'pgguard'
+        UNION ALL
+        SELECT 'text search configuration', pgguard.ident_path(n.nspname, f.cfgname),
+               'pg_ts_config', f.oid
+          FROM pg_ts_config f JOIN pg_namespace n ON n.oid = f.cfgnamespace
+         WHERE f.cfgowner = %(o)s::regrole AND n.nspname <> 'pgguard'
+        UNION ALL
+        SELECT 'text search dictionary', pgguard.ident_path(n.nspname, d.dictname),
+               'pg_ts_dict', d.oid
+          FROM pg_ts_dict d JOIN pg_namespace n ON n.oid = d.dictnamespace
+         WHERE d.dictowner = %(o)s::regrole AND n.nspname <> 'pgguard'
+        UNION ALL
+        SELECT 'statistics', pgguard.ident_path(n.nspname, x.stxname), 'pg_statistic_ext', x.oid
+          FROM pg_statistic_ext x JOIN pg_namespace n ON n.oid = x.stxnamespace
+         WHERE x.stxowner = %(o)s::regrole AND n.nspname <> 'pgguard'
+        UNION ALL
+        SELECT 'operator class',
+               pgguard.ident_path(n.nspname, c.opcname) || ' USING ' || quote_ident(a.amname),
+               'pg_opclass', c.oid
+          FROM pg_opclass c JOIN pg_namespace n ON n.oid = c.opcnamespace
+          JOIN pg_am a ON a.oid = c.opcmethod
+         WHERE c.opcowner = %(o)s::regrole AND n.nspname <> 'pgguard'
+        UNION ALL
+        SELECT 'operator family',
+               pgguard.ident_path(n.nspname, f.opfname) || ' USING ' || quote_ident(a.amname),
+               'pg_opfamily', f.oid
+          FROM pg_opfamily f JOIN pg_namespace n ON n.oid = f.opfnamespace
+          JOIN pg_am a ON a.oid = f.opfmethod
+         WHERE f.opfowner = %(o)s::regrole AND n.nspname <> 'pgguard'
         """,
         {"o": protected},
     ).fetchall():
