@@ -82,7 +82,8 @@ BEGIN
             CONSTRAINT = 'op=uninstall';
     END IF;
     -- a row-limit trigger (075) dropped alone takes the limit away: op uninstall on its table,
-    -- the token protect-rows --remove asks for too
+    -- the token protect-rows --remove asks for too; a token that may drop the whole table may
+    -- drop its limit (pg_restore --clean drops a table's triggers before the table)
     SELECT pgguard.ident_path(o.address_names[1], o.address_names[2]) AS tbl,
            o.address_names[3] AS trigger
       INTO row_limit
@@ -95,7 +96,9 @@ BEGIN
                           AND d.address_names[2] = o.address_names[2])
      LIMIT 1;
     IF FOUND THEN
-        PERFORM pgguard.check_override('uninstall', ARRAY[row_limit.tbl], tag, NULL, '{}',
+        PERFORM pgguard.check_override(
+            CASE WHEN pgguard.token_covers('drop_table', row_limit.tbl) THEN 'drop_table'
+                 ELSE 'uninstall' END, ARRAY[row_limit.tbl], tag, NULL, '{}',
             pg_catalog.format('pgguard: refusing to drop the row-loss limit "%s" of "%s"',
                               row_limit.trigger, row_limit.tbl));
     END IF;

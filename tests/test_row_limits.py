@@ -10,6 +10,9 @@ recorded in the audit trail.
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -28,6 +31,7 @@ from tokenhelp import (
 from pgguard.doctor import doctor
 from pgguard.errors import NotInstalled, UsageError
 from pgguard.health import status
+from pgguard.restore import restore
 from pgguard.rowlimits import list_row_limits, protect_rows
 from pgguard.token import issue_token
 
@@ -461,3 +465,30 @@ def test_uninstall_takes_the_limits_with_it(
         count(guarded_admin, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgguard\\_%'") == 0
     )
     tenants.execute("DELETE FROM members")  # unlimited again
+
+
+def test_restore_over_protected_tables_needs_only_drop_table(
+    pg_server: Any, guarded_admin: Conn, guarded_db_dsn: str, approver: rsa.RSAPrivateKey,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    # pg_restore --clean drops each table's triggers before the table: a token that may drop
+    # the table covers its row-limit triggers, and the restored tables keep their limits
+    if pg_server.cluster is None:
+        pytest.skip("pg_dump of the server's own version is known only for local servers")
+    bindir = pg_server.cluster.binaries.bindir
+    register(guarded_admin, approver)
+    guarded_admin.execute("CREATE TABLE kept (id int PRIMARY KEY)")
+    guarded_admin.execute("INSERT INTO kept SELECT generate_series(1, 10)")
+    protect_rows(guarded_admin, ["public.kept"])
+    dump = tmp_path / "db.dump"
+    subprocess.run([str(bindir / "pg_dump"), "-Fc", "-f", str(dump), "-d", guarded_db_dsn],
+                   check=True, capture_output=True)  # fmt: skip
+    token = issue_token(approver, ttl=300, ops=["drop_table"], objects=["public.kept"])
+    monkeypatch.setenv("PGOPTIONS", f"-c pgguard.token={token}")
+    restore(guarded_db_dsn, dump, ["--clean", "--if-exists"],
+            pg_restore=str(bindir / "pg_restore"))  # fmt: skip
+    assert count(guarded_admin, "SELECT count(*) FROM kept") == 10
+    assert {(lim.table, lim.enabled) for lim in list_row_limits(guarded_admin)} == {
+        ("public.kept", "always")
+    }
+    assert status(guarded_admin).healthy
