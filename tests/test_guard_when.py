@@ -21,6 +21,7 @@ from guardhelp import (
     GOOD_GUARD,
     NO_TOKEN,
     Conn,
+    assert_denied,
     assert_guarded,
     assert_intact,
     assert_refused,
@@ -245,6 +246,29 @@ def test_catalog_edit_by_superuser_is_found_by_status_and_refused_on_next_ddl(
     assert [(t.table, t.state) for t in report.tables_unprotected] == [("public.t", state)]
     assert _states(guarded_admin)["public.other"] == "ok"
     assert_uninstall_refused(app, "ALTER TABLE public.t ADD COLUMN z int", mentions="public.t")
+
+
+REPLACE_DECISION = [
+    "CREATE OR REPLACE FUNCTION pgguard.truncate_refused(rel regclass) RETURNS boolean"
+    " LANGUAGE sql AS 'SELECT false'",
+    "ALTER FUNCTION pgguard.truncate_refused(regclass) SECURITY INVOKER",
+    "ALTER FUNCTION pgguard.truncate_refused(regclass) RENAME TO was_truncate_refused",
+    "DROP FUNCTION pgguard.truncate_refused(regclass) CASCADE",
+]
+
+
+@pytest.mark.parametrize("stmt", REPLACE_DECISION)
+def test_the_when_function_cannot_be_replaced(
+    guarded_admin: Conn, app_role: AppRole, stmt: str
+) -> None:
+    """The decision lives in one function now: the superuser is refused, the app role denied."""
+    app = app_role.connect()
+    make_table(app, "public.t")
+    before = snapshot(guarded_admin)
+    assert_denied(app, stmt)
+    assert_uninstall_refused(guarded_admin, stmt)
+    assert_intact(guarded_admin, before)
+    assert_guarded(app, "public.t")
 
 
 # --- the table's identity: renames, schema moves, partitions, inheritance ---------------------
