@@ -650,3 +650,33 @@ def test_schema_rename_is_a_rename(shared: Platform, app: psycopg.Connection[Any
     e = ddl_error(app, "DROP TABLE billing2.invoices")
     assert e.sqlstate == "PGG01"
     assert "got its current name at" in (e.diag.message_detail or "")
+
+
+# The dependency check looks only at what hangs off the relations a statement locked unless
+# the statement wrote functions, operators, ranges, statistics or standalone types: each side.
+@pytest.mark.parametrize(
+    "attack",
+    [
+        pytest.param(
+            "CREATE TABLE public.carrier (k " + PGGUARD + ".keys)", id="column_of_row_type"
+        ),
+        pytest.param(
+            "ALTER TABLE public.tenants ADD COLUMN k " + PGGUARD + ".keys", id="added_column"
+        ),
+        pytest.param(
+            "ALTER TABLE public.tenants ADD CONSTRAINT c CHECK ("
+            + PGGUARD
+            + ".shell_quote(name) IS NOT NULL)",
+            id="check_constraint",
+        ),
+        pytest.param("CREATE DOMAIN public.kd AS " + PGGUARD + ".keys", id="domain"),
+        pytest.param(
+            "CREATE FUNCTION public.kf(k " + PGGUARD + ".keys) RETURNS int LANGUAGE sql"
+            " AS 'SELECT 1'",
+            id="function_argument",
+        ),
+    ],
+)
+def test_dependencies_on_pgguard_both_ways(app: psycopg.Connection[Any], attack: str) -> None:
+    e = ddl_error(app, attack)
+    assert e.sqlstate == "PGG01" and "depends on pgguard" in str(e), str(e)

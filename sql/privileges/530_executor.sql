@@ -189,11 +189,65 @@ BEGIN
          LIMIT 1;
         IF hit IS NOT NULL THEN RETURN hit; END IF;
     END IF;
-    IF every OR 'pg_depend' = ANY (wrote) THEN
-        -- anything this statement built on pgguard's tables or code (an updatable view over
-        -- pgguard.keys would write it with the owner's rights). pgguard's objects come from
-        -- their namespace dependencies, their row and array types and indexes from those:
-        -- index probes throughout, never a scan of a catalog.
+    -- anything this statement built on pgguard's tables or code (an updatable view over
+    -- pgguard.keys would write it with the owner's rights). When it wrote no function,
+    -- operator, range, statistics object or standalone type, what it built hangs off the
+    -- relations it locked (views and their rules, policies, triggers, constraints, defaults,
+    -- indexes, new tables' columns): their new dependencies are enough. Otherwise all new
+    -- dependencies on pgguard's objects.
+    IF NOT every AND 'pg_depend' = ANY (wrote)
+       AND NOT wrote && '{pg_proc,pg_operator,pg_range,pg_statistic_ext}'::text[]
+       AND (NOT 'pg_type' = ANY (wrote)
+            OR EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                        WHERE c.oid = ANY (locked) AND c.reltype <> 0
+                          AND pg_catalog.age(c.xmin) <= 0)) THEN
+        SELECT pg_catalog.format('%s depends on pgguard''s %s',
+                   pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid),
+                   pg_catalog.pg_describe_object(d.refclassid, d.refobjid, 0))
+          INTO hit
+          FROM (SELECT 'pg_catalog.pg_class'::pg_catalog.regclass::oid AS classid, x AS objid
+                  FROM pg_catalog.unnest(locked) x
+                UNION ALL
+                SELECT 'pg_catalog.pg_rewrite'::pg_catalog.regclass::oid, w.oid
+                  FROM pg_catalog.pg_rewrite w WHERE w.ev_class = ANY (locked)
+                UNION ALL
+                SELECT 'pg_catalog.pg_policy'::pg_catalog.regclass::oid, y.oid
+                  FROM pg_catalog.pg_policy y WHERE y.polrelid = ANY (locked)
+                UNION ALL
+                SELECT 'pg_catalog.pg_trigger'::pg_catalog.regclass::oid, t.oid
+                  FROM pg_catalog.pg_trigger t WHERE t.tgrelid = ANY (locked)
+                UNION ALL
+                SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass::oid, k.oid
+                  FROM pg_catalog.pg_constraint k WHERE k.conrelid = ANY (locked)
+                UNION ALL
+                SELECT 'pg_catalog.pg_attrdef'::pg_catalog.regclass::oid, a.oid
+                  FROM pg_catalog.pg_attrdef a WHERE a.adrelid = ANY (locked)
+                OFFSET 0) o
+          CROSS JOIN LATERAL (
+              SELECT d.* FROM pg_catalog.pg_depend d
+               WHERE d.classid = o.classid AND d.objid = o.objid
+                 AND pg_catalog.age(d.xmin) <= 0) d
+         WHERE CASE d.refclassid
+                 WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN EXISTS (
+                     SELECT 1 FROM pg_catalog.pg_class c
+                      WHERE c.oid = d.refobjid AND c.relnamespace = ns)
+                 WHEN 'pg_catalog.pg_type'::pg_catalog.regclass THEN EXISTS (
+                     SELECT 1 FROM pg_catalog.pg_type t
+                      WHERE t.oid = d.refobjid AND t.typnamespace = ns)
+                 WHEN 'pg_catalog.pg_proc'::pg_catalog.regclass THEN EXISTS (
+                     SELECT 1 FROM pg_catalog.pg_proc p
+                      WHERE p.oid = d.refobjid AND p.pronamespace = ns
+                        AND p.proname <> 'truncate_guard')
+                      -- a TRUNCATE guard's WHEN clause (its form is judged with the guards)
+                      AND NOT (d.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass
+                               AND d.refobjid = 'pgguard.truncate_refused(pg_catalog.regclass)'
+                                                    ::pg_catalog.regprocedure)
+                 ELSE false END
+         LIMIT 1;
+        IF hit IS NOT NULL THEN RETURN hit; END IF;
+    ELSIF every OR 'pg_depend' = ANY (wrote) THEN
+        -- pgguard's objects come from their namespace dependencies, their row and array
+        -- types and indexes from those: index probes throughout, never a scan of a catalog.
         own_rel := ARRAY(SELECT o.objid FROM pg_catalog.pg_depend o
                           WHERE o.refclassid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
                             AND o.refobjid = ns AND o.deptype = 'n'
