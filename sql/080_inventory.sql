@@ -37,6 +37,9 @@ CREATE OR REPLACE FUNCTION pgguard.attach_guards(rels oid[])
 RETURNS TABLE (relid oid, outcome text)
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pgguard, pg_temp
+-- its per-table lookup of the guard is planned once per session, while pg_trigger may still be
+-- small: without this the cached plan read all of pg_trigger for every table (install O(N²))
+SET enable_seqscan = off
 AS $$
 DECLARE
     rel oid;
