@@ -46,6 +46,10 @@ REVOKE ALL ON FUNCTION pgguard_sentinel.on_sql_drop() FROM PUBLIC;
 CREATE OR REPLACE FUNCTION pgguard_sentinel.on_ddl_end() RETURNS event_trigger
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
+-- its lookups are planned once per session: a session that starts on a young database and
+-- creates thousands of tables would keep reading all of pg_trigger for each new guard
+SET enable_seqscan = off
+SET jit = off
 AS $$
 DECLARE
     owner oid;
