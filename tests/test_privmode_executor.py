@@ -183,13 +183,6 @@ ATTACKS: list[tuple[str, list[str], str, str, str]] = [
         "CONCURRENTLY",
     ),
     (
-        "begin_atomic",
-        [],
-        "CREATE FUNCTION public.ba() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END",
-        "PGG01",
-        "",
-    ),
-    (
         "names_pgguard",
         [],
         "CREATE VIEW public.v2 AS SELECT * FROM pgguard.keys",
@@ -679,4 +672,66 @@ def test_schema_rename_is_a_rename(shared: Platform, app: psycopg.Connection[Any
 )
 def test_dependencies_on_pgguard_both_ways(app: psycopg.Connection[Any], attack: str) -> None:
     e = ddl_error(app, attack)
+    assert e.sqlstate == "PGG01" and "depends on pgguard" in str(e), str(e)
+
+
+def test_begin_atomic_body_is_one_statement(app: psycopg.Connection[Any]) -> None:
+    run_ddl(
+        app,
+        "CREATE FUNCTION public.ba(x int) RETURNS int LANGUAGE sql BEGIN ATOMIC"
+        " SELECT CASE WHEN x > 0 THEN 1 ELSE 0 END; END",
+    )
+    run_ddl(
+        app,
+        "CREATE OR REPLACE PROCEDURE public.bp() LANGUAGE sql BEGIN ATOMIC"
+        " INSERT INTO public.tenants (name) VALUES ('p'); SELECT 1; END",
+    )
+    assert app.execute("SELECT public.ba(5)").fetchone() == (1,)
+    run_ddl(app, "CREATE VIEW public.v9 AS SELECT 1 AS atomic")  # a name, not a body
+
+
+# (id, text): what follows a BEGIN ATOMIC body, or a keyword used as a name to make the
+# lexer's CASE/END count disagree with the server's, is a second statement: refused
+ATOMIC_ATTACKS = [
+    (
+        "statement_after_body",
+        "CREATE FUNCTION public.a1() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END;"
+        " DROP TABLE public.orders CASCADE",
+    ),
+    (
+        "case_as_a_label",
+        "CREATE FUNCTION public.a2() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1 AS case; END;"
+        " DROP TABLE public.orders CASCADE; SELECT 1 AS end",
+    ),
+    (
+        "end_as_a_label",
+        "CREATE FUNCTION public.a3() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1 AS end;"
+        " DROP TABLE public.orders CASCADE; END",
+    ),
+    (
+        "end_after_a_dot",
+        "CREATE FUNCTION public.a4() RETURNS int LANGUAGE sql BEGIN ATOMIC"
+        " SELECT t.case FROM (SELECT 1 AS case) t; END; GRANT pgguard_owner TO PUBLIC;"
+        " SELECT t.end FROM (SELECT 1 AS end) t",
+    ),
+    (
+        "unterminated_body",
+        "CREATE FUNCTION public.a5() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1;",
+    ),
+]
+
+
+@pytest.mark.parametrize("attack", [pytest.param(a, id=i) for i, a in ATOMIC_ATTACKS])
+def test_begin_atomic_cannot_hide_a_statement(app: psycopg.Connection[Any], attack: str) -> None:
+    e = ddl_error(app, attack)
+    assert e.sqlstate == "PGG01" and "one statement" in str(e), (e.sqlstate, str(e))
+    assert app.execute("SELECT count(*) FROM public.orders").fetchone() == (2,)
+
+
+def test_begin_atomic_body_on_pgguard(app: psycopg.Connection[Any]) -> None:
+    e = ddl_error(
+        app,
+        "CREATE FUNCTION public.bk() RETURNS bigint LANGUAGE sql BEGIN ATOMIC SELECT count(*)"
+        " FROM " + PGGUARD + ".keys; END",
+    )
     assert e.sqlstate == "PGG01" and "depends on pgguard" in str(e), str(e)

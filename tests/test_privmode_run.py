@@ -110,3 +110,19 @@ def test_plan_routes_statements() -> None:
     assert [r for _, r in routes] == ["direct", "executor", "skip", "direct", "skip"]
     with pytest.raises(ScriptError, match="line 1: savepoints"):
         plan("SAVEPOINT a")
+
+
+def test_run_begin_atomic_function(platform: Platform, tmp_path: Path) -> None:
+    """pglast splits the script; the BEGIN ATOMIC body reaches the executor as one statement."""
+    script = tmp_path / "0002.sql"
+    script.write_text(
+        "CREATE FUNCTION public.double(x int) RETURNS int LANGUAGE sql\n"
+        "BEGIN ATOMIC\n  SELECT CASE WHEN x IS NULL THEN 0 ELSE x * 2 END;\nEND;\n"
+        "CREATE TABLE public.after_it (a int);\n"
+    )
+    dsn = platform.server.dsn(platform.dbname, platform.app, platform.app_password)
+    proc = pgguard("run", "--dsn", dsn, "-f", str(script))
+    assert proc.returncode == 0, proc.stderr
+    app = platform.connect("app")
+    assert app.execute("SELECT public.double(21)").fetchone() == (42,)
+    assert owner_of(app, "public.after_it") == "pgguard_owner"

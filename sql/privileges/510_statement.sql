@@ -21,6 +21,7 @@ DECLARE
     depth int;
     ended boolean := false;   -- a top-level ';' was seen
     parens int := 0;
+    body int := 0;            -- inside a BEGIN ATOMIC body: its CASE/END depth (psql's rule)
     w text;
 BEGIN
     words := '{}';
@@ -62,6 +63,12 @@ BEGIN
         IF ended THEN
             problem := 'the text holds more than one statement';
             RETURN;
+        END IF;
+        IF ch = ';' AND body > 0 AND parens = 0 THEN
+            -- a statement of a BEGIN ATOMIC body; run_ddl has the server's parser confirm
+            -- that the whole text is still one statement
+            i := i + 1;
+            CONTINUE;
         END IF;
         IF ch = ';' THEN
             IF parens > 0 THEN
@@ -115,6 +122,16 @@ BEGIN
                 i := j + 1;  -- the quoted part follows
                 CONTINUE;
             END IF;
+            IF parens = 0 AND words[1] = 'CREATE' THEN
+                IF w = 'ATOMIC' AND words[pg_catalog.cardinality(words)] = 'BEGIN'
+                   AND body = 0 THEN
+                    body := 1;
+                ELSIF w = 'CASE' AND body > 0 THEN
+                    body := body + 1;
+                ELSIF w = 'END' AND body > 0 THEN
+                    body := body - 1;
+                END IF;
+            END IF;
             words := words || w;
             i := j;
             CONTINUE;
@@ -165,6 +182,8 @@ BEGIN
     END LOOP;
     IF pg_catalog.cardinality(words) = 0 THEN
         problem := 'the text holds no statement';
+    ELSIF body > 0 THEN
+        problem := 'the statement ends inside a BEGIN ATOMIC body';
     END IF;
 END
 $fn$;
@@ -206,9 +225,11 @@ BEGIN
     IF w1 NOT IN ('CREATE', 'ALTER', 'DROP', 'COMMENT', 'REFRESH', 'REINDEX') THEN
         RETURN pg_catalog.format('%s is not a schema change the executor knows', w1);
     END IF;
-    IF 'ATOMIC' = ANY (words) THEN
-        RETURN 'BEGIN ATOMIC function bodies are not accepted: write the body as a string '
-            || '(AS $body$ ... $body$)';
+    IF ' ' || pg_catalog.array_to_string(words, ' ') || ' ' LIKE '% BEGIN ATOMIC %'
+       AND NOT (w1 = 'CREATE' AND (words[2] IN ('FUNCTION', 'PROCEDURE')
+                                   OR (words[2] = 'OR' AND words[3] = 'REPLACE'
+                                       AND words[4] IN ('FUNCTION', 'PROCEDURE')))) THEN
+        RETURN 'BEGIN ATOMIC is accepted only as the body of CREATE FUNCTION or PROCEDURE';
     END IF;
     IF 'DEFINER' = ANY (words) AND 'SECURITY' = ANY (words) THEN
         RETURN 'SECURITY DEFINER functions would run as the protected owner: create them as '

@@ -453,6 +453,7 @@ DECLARE
     auth_before text;
     mac_key bytea;
     tm refcursor;         -- the view from before the statement (prior_state)
+    parsed refcursor;     -- BEGIN ATOMIC: the server's parser counts the statements
     ask oid[];
     answer text;
     msg text;
@@ -505,6 +506,28 @@ BEGIN
             CONSTRAINT = 'op=uninstall';
     END IF;
     tag := pgguard.statement_tag(lex.words);
+    IF ' ' || pg_catalog.array_to_string(lex.words, ' ') || ' ' LIKE '% BEGIN ATOMIC %' THEN
+        -- The lexer follows psql's rule for BEGIN ATOMIC bodies (CASE ... END nests), which a
+        -- keyword used as a name can fool. The server's parser decides instead: opening a
+        -- cursor parses (and runs nothing) and refuses a text of several statements before
+        -- it refuses a single statement that is no query - with its command tag.
+        BEGIN
+            OPEN parsed NO SCROLL FOR EXECUTE statement;
+            CLOSE parsed;
+            why := 'not a schema change';
+        EXCEPTION WHEN invalid_cursor_definition THEN
+            GET STACKED DIAGNOSTICS why = MESSAGE_TEXT;
+            why := CASE WHEN pg_catalog.strpos(why, tag) > 0 THEN NULL ELSE why END;
+        END;
+        IF why IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'PGG01',
+                MESSAGE = 'pgguard: the executor runs exactly one statement: the server reads '
+                          || 'more than one in this text',
+                DETAIL = why,
+                HINT = 'send statements one at a time (pgguard run splits a file for you)',
+                CONSTRAINT = 'op=uninstall';
+        END IF;
+    END IF;
 
     -- before: pgguard's own objects and tables (through their namespace dependencies, an
     -- index scan), the catalog counters, grants of the owner
