@@ -175,6 +175,7 @@ def status(conn: psycopg.Connection[Any]) -> Status:
     integrity = conn.execute(
         "SELECT pgguard.foreign_owned_objects(), pgguard.privileges_widened()"
     ).fetchone()
+    owner = privmode.owner_role(conn)
     mode_problems = privmode.status_problems(conn) if mode == privmode.MODE_PRIVILEGES else []
     bypasses = _bypasses(conn)
     _end(conn)
@@ -191,7 +192,7 @@ def status(conn: psycopg.Connection[Any]) -> Status:
         problems.append("the last install did not finish")
     if integrity and integrity[0]:
         problems.append(
-            f"{len(integrity[0])} pgguard object(s) not owned by pgguard's owner role (e.g. "
+            f"{len(integrity[0])} pgguard object(s) not owned by {owner} (e.g. "
             f"{integrity[0][0]}): run pgguard install to repair"
         )
     if integrity and integrity[1]:

@@ -70,7 +70,10 @@ BEGIN
             victim := d.object_identity;
             EXIT;
         END IF;
-        owner := COALESCE(owner, pgguard.owner_oid(), 0);
+        -- by name, not pgguard.owner_oid(): the sentinel must judge a renamed or missing schema
+        -- pgguard, and event-trigger mode's owner is always pgguard_owner (--owner-role names
+        -- privilege mode's, where no sentinel runs)
+        owner := COALESCE(owner, pg_catalog.to_regrole('pgguard_owner'), 0);
         IF d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass THEN
             IF (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = d.objid) = owner THEN
                 victim := d.object_identity;
