@@ -176,8 +176,9 @@ def protect_rows(
             # `status` notice a trigger dropped behind pgguard's back)
             conn.execute(
                 "SELECT pgguard.record_row_limits("
-                " ARRAY(SELECT to_regclass(x)::oid FROM unnest(%s::text[]) x), %s::text[], %s)",
-                (names, sorted(wanted), remove),
+                " ARRAY(SELECT to_regclass(x)::oid FROM unnest(%s::text[]) x), %s::text[], %s,"
+                " %s, %s::numeric)",
+                (names, sorted(wanted), remove, max_rows, repr(float(max_fraction))),
             )
             for name in names:
                 table = sql.SQL(name)  # a regclass rendering: quoted where it must be

@@ -154,11 +154,6 @@ AS $$
        AND t.tgfoid = 'pgguard.row_limit_guard()'::pg_catalog.regprocedure
 $$;
 
--- Which tables were given row-loss limits, kept in pgguard.settings ('row_limits': relid ->
--- ops) so that a trigger dropped behind pgguard's back (its table's owner may drop it) shows as
--- a problem in `pgguard status`. Adding is allowed to the table's owner; taking a limit away
--- (`protect-rows --remove`, or re-running it without an op) needs a token with op uninstall on
--- the table, else the owner could drop the trigger and then clear the record that betrays it.
 -- Whether pgguard was installed in privilege mode (pgguard.settings 'mode').
 CREATE OR REPLACE FUNCTION pgguard.privilege_mode() RETURNS boolean
 LANGUAGE sql STABLE
@@ -168,7 +163,45 @@ AS $$
                       WHERE s.name = 'mode') = 'privileges', false)
 $$;
 
-CREATE OR REPLACE FUNCTION pgguard.record_row_limits(rels oid[], ops text[], remove boolean)
+-- Whether limits `now` ({max_rows, max_fraction}) let through more than `was`: a higher
+-- max_rows or a higher max_fraction (NaN, which PostgreSQL sorts above every number, turns the
+-- rule off and so counts as higher). A `was` without values (a record from before limits were
+-- recorded, or a trigger that was missing) compares as nothing looser.
+CREATE OR REPLACE FUNCTION pgguard.row_limit_looser(now jsonb, was jsonb) RETURNS boolean
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+    SELECT COALESCE((now OPERATOR(pg_catalog.->>) 'max_rows')::bigint
+                        OPERATOR(pg_catalog.>) (was OPERATOR(pg_catalog.->>) 'max_rows')::bigint,
+                    false)
+        OR COALESCE((now OPERATOR(pg_catalog.->>) 'max_fraction')::numeric
+                        OPERATOR(pg_catalog.>)
+                    (was OPERATOR(pg_catalog.->>) 'max_fraction')::numeric, false)
+$$;
+
+-- "max_rows 50 → 1000, max_fraction 0.5 → 1" for a refusal's message.
+CREATE OR REPLACE FUNCTION pgguard.row_limit_change(op text, now jsonb, was jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+    SELECT pg_catalog.format('%s: max_rows %s → %s, max_fraction %s → %s', op,
+                             was OPERATOR(pg_catalog.->>) 'max_rows',
+                             now OPERATOR(pg_catalog.->>) 'max_rows',
+                             was OPERATOR(pg_catalog.->>) 'max_fraction',
+                             now OPERATOR(pg_catalog.->>) 'max_fraction')
+$$;
+
+-- The limits protect-rows set, kept in pgguard.settings ('row_limits': relid -> {op ->
+-- {max_rows, max_fraction}}). They are what a row-limit trigger is compared with: a trigger
+-- dropped behind pgguard's back shows in `pgguard status`, and a trigger replaced with looser
+-- arguments is refused by row_limit_tamper (its old arguments are gone by the time an event
+-- trigger sees it, the record is not). Adding or tightening is allowed to the table's owner;
+-- loosening (a higher max_rows or max_fraction) and taking a limit away (`--remove`, or
+-- re-running without an op) need a token with op uninstall on the table, else the owner could
+-- loosen the record first and the trigger after it.
+DROP FUNCTION IF EXISTS pgguard.record_row_limits(oid[], text[], boolean);
+CREATE OR REPLACE FUNCTION pgguard.record_row_limits(
+    rels oid[], ops text[], remove boolean, max_rows bigint, max_fraction numeric)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pgguard, pg_temp
@@ -176,12 +209,18 @@ AS $$
 DECLARE
     rec jsonb := COALESCE((SELECT s.value FROM pgguard.settings s WHERE s.name = 'row_limits'),
                           '{}'::jsonb);
+    now jsonb := pg_catalog.jsonb_build_object('max_rows', max_rows,
+                                               'max_fraction', max_fraction);
     rel oid;
     obj text;
     had jsonb;
     keep jsonb;
     dropped text[];
+    loosened text[];
 BEGIN
+    IF NOT remove AND (max_rows IS NULL OR max_fraction IS NULL) THEN
+        RAISE EXCEPTION 'pgguard: invalid row-loss limit' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     FOREACH rel IN ARRAY rels LOOP
         SELECT pgguard.ident_path(n.nspname, c.relname) INTO obj
           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -195,22 +234,52 @@ BEGIN
             RAISE EXCEPTION 'pgguard: only the owner of table % may change its row-loss limits',
                 rel::regclass USING ERRCODE = 'insufficient_privilege';
         END IF;
-        had := COALESCE(rec -> rel::text, '[]'::jsonb);
-        keep := CASE WHEN remove THEN '[]'::jsonb ELSE pg_catalog.to_jsonb(ops) END;
-        dropped := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(had)
-                         EXCEPT SELECT pg_catalog.jsonb_array_elements_text(keep)
+        had := pgguard.row_limits_recorded(rec -> rel::text);
+        -- a tighter limit is recorded when its trigger is replaced (row_limit_tamper): until
+        -- then the record keeps the looser one, which the other trigger, not yet replaced,
+        -- still has
+        keep := CASE WHEN remove THEN '{}'::jsonb
+                     ELSE (SELECT pg_catalog.jsonb_object_agg(o,
+                                      CASE WHEN COALESCE(had -> o, '{}'::jsonb) = '{}'::jsonb
+                                                OR pgguard.row_limit_looser(now, had -> o)
+                                           THEN now ELSE had -> o END)
+                             FROM pg_catalog.unnest(ops) o) END;
+        dropped := ARRAY(SELECT pg_catalog.jsonb_object_keys(had)
+                         EXCEPT SELECT pg_catalog.jsonb_object_keys(keep)
                          ORDER BY 1);
+        loosened := ARRAY(SELECT pgguard.row_limit_change(o, now, had -> o)
+                            FROM pg_catalog.unnest(ops) o
+                           WHERE NOT remove AND pgguard.row_limit_looser(now, had -> o)
+                           ORDER BY 1);
         IF pg_catalog.cardinality(dropped) > 0 THEN
             PERFORM pgguard.check_override('uninstall', ARRAY[obj], 'PROTECT-ROWS', NULL, '{}',
                 pg_catalog.format('pgguard: refusing to remove the row-loss limit (%s) of "%s"',
                                   pg_catalog.array_to_string(dropped, ', '), obj));
+        ELSIF pg_catalog.cardinality(loosened) > 0 THEN
+            PERFORM pgguard.check_override('uninstall', ARRAY[obj], 'PROTECT-ROWS', NULL, '{}',
+                pg_catalog.format('pgguard: refusing to loosen the row-loss limit of "%s" (%s)',
+                                  obj, pg_catalog.array_to_string(loosened, '; ')));
         END IF;
-        rec := CASE WHEN keep = '[]'::jsonb THEN rec - rel::text
+        rec := CASE WHEN keep = '{}'::jsonb THEN rec - rel::text
                     ELSE pg_catalog.jsonb_set(rec, ARRAY[rel::text], keep) END;
     END LOOP;
     INSERT INTO pgguard.settings (name, value) VALUES ('row_limits', rec)
     ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value;
 END
+$$;
+
+-- One table's record as {op -> {max_rows, max_fraction}}; a record from before the limits were
+-- kept (a list of ops) reads as those ops without values.
+CREATE OR REPLACE FUNCTION pgguard.row_limits_recorded(r jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pgguard, pg_temp
+AS $$
+    SELECT CASE pg_catalog.jsonb_typeof(r)
+        WHEN 'object' THEN r
+        WHEN 'array' THEN COALESCE((SELECT pg_catalog.jsonb_object_agg(o, '{}'::jsonb)
+                                      FROM pg_catalog.jsonb_array_elements_text(r) o),
+                                   '{}'::jsonb)
+        ELSE '{}'::jsonb END
 $$;
 
 -- Recorded limits whose trigger is gone (or no longer pgguard's) on a table that still exists.
@@ -222,7 +291,7 @@ AS $$
     SELECT n.nspname::text, c.relname::text, o.op
       FROM pgguard.settings s,
            pg_catalog.jsonb_each(s.value) e(relid, ops),
-           pg_catalog.jsonb_array_elements_text(e.ops) o(op)
+           pg_catalog.jsonb_object_keys(pgguard.row_limits_recorded(e.ops)) o(op)
       JOIN pg_catalog.pg_class c ON true
       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
      WHERE s.name = 'row_limits' AND c.oid = e.relid::oid
@@ -260,11 +329,13 @@ END
 $$;
 
 -- The door to check_override (op uninstall on the table) for a row-limit trigger that was
--- disabled (DISABLE TRIGGER name|USER|ALL, or ENABLE in ORIGIN/REPLICA mode), renamed, or
+-- disabled (DISABLE TRIGGER name|USER|ALL, or ENABLE in ORIGIN/REPLICA mode), renamed,
 -- replaced (CREATE OR REPLACE TRIGGER with another function, event, column list, WHEN or
--- transition table). Like tamper_override it takes nothing but the table from its caller and
--- finds the change in the catalog, so calling it by hand approves only what is really there.
--- Changing the limits themselves (the arguments) is what protect-rows does, and stays open.
+-- transition table) or loosened (arguments above the limits recorded for it). Like
+-- tamper_override it takes nothing but the table from its caller and finds the change in the
+-- catalog, so calling it by hand approves only what is really there. Once a trigger passes (or
+-- a token let it), its limits become the record: a tighter CREATE OR REPLACE TRIGGER is free and
+-- is what the next change is compared with; a limit nobody recorded is recorded as it is.
 CREATE OR REPLACE FUNCTION pgguard.row_limit_tamper(rel oid, tag text) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pgguard, pg_temp
@@ -273,6 +344,13 @@ DECLARE
     g record;
     obj text;
     what text;
+    op text;
+    args text[];
+    now jsonb;
+    rec jsonb := COALESCE((SELECT s.value FROM pgguard.settings s WHERE s.name = 'row_limits'),
+                          '{}'::jsonb);
+    had jsonb;
+    mine jsonb;
 BEGIN
     SELECT pgguard.ident_path(n.nspname, c.relname) INTO obj
       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -280,13 +358,29 @@ BEGIN
     IF obj IS NULL THEN
         RETURN;
     END IF;
+    had := pgguard.row_limits_recorded(rec -> rel::text);
+    mine := had;
     FOR g IN SELECT t.tgname, t.tgfoid, t.tgtype, t.tgenabled, t.tgqual, t.tgoldtable,
-                    t.tgnewtable, t.tgattr, t.tgconstraint
+                    t.tgnewtable, t.tgattr, t.tgconstraint, t.tgnargs,
+                    ARRAY[pg_catalog.split_part(pg_catalog.encode(t.tgargs, 'escape'), '\000', 1),
+                          pg_catalog.split_part(pg_catalog.encode(t.tgargs, 'escape'), '\000', 2)]
+                        AS args
                FROM pg_catalog.pg_trigger t
               WHERE t.tgrelid = rel
                 AND (t.tgname IN ('pgguard_row_limit_delete', 'pgguard_row_limit_update')
                      OR t.tgfoid = 'pgguard.row_limit_guard()'::pg_catalog.regprocedure)
               ORDER BY t.tgname LOOP
+        op := CASE g.tgname WHEN 'pgguard_row_limit_delete' THEN 'delete_rows'
+                            ELSE 'update_rows' END;
+        now := NULL;
+        IF g.tgnargs = 2 THEN
+            BEGIN
+                now := pg_catalog.jsonb_build_object('max_rows', g.args[1]::bigint,
+                                                     'max_fraction', g.args[2]::numeric);
+            EXCEPTION WHEN data_exception THEN
+                now := NULL;
+            END;
+        END IF;
         what := CASE
             WHEN g.tgname NOT IN ('pgguard_row_limit_delete', 'pgguard_row_limit_update')
                 THEN 'rename'
@@ -296,19 +390,34 @@ BEGIN
                  OR g.tgqual IS NOT NULL OR g.tgoldtable IS DISTINCT FROM 'pgguard_changed'
                  OR g.tgnewtable IS NOT NULL OR g.tgconstraint <> 0
                  OR pg_catalog.cardinality(g.tgattr::pg_catalog.int2[]) <> 0
+                 -- arguments the trigger function cannot read as two limits
+                 OR now IS NULL
                 THEN 'replace'
+            WHEN pgguard.row_limit_looser(now, had -> op)
+                THEN 'loosen'
             WHEN g.tgenabled <> 'A' AND NOT (g.tgenabled = 'O' AND tag = 'CREATE TRIGGER')
                 THEN 'disable'
             END;
         IF what IS NOT NULL THEN
             PERFORM pgguard.check_override('uninstall', ARRAY[obj], tag, NULL, '{}',
-                pg_catalog.format('pgguard: refusing to %s the row-loss limit "%s" of "%s"',
+                pg_catalog.format('pgguard: refusing to %s the row-loss limit "%s" of "%s"%s',
                                   what, CASE WHEN what <> 'rename' THEN g.tgname
                                              WHEN g.tgtype = 8 THEN 'pgguard_row_limit_delete'
                                              WHEN g.tgtype = 16 THEN 'pgguard_row_limit_update'
-                                             ELSE g.tgname END, obj));
+                                             ELSE g.tgname END, obj,
+                                  CASE WHEN what = 'loosen' THEN
+                                      ' (' || pgguard.row_limit_change(op, now, had -> op) || ')'
+                                  ELSE '' END));
+        END IF;
+        IF what IS DISTINCT FROM 'rename' AND now IS NOT NULL THEN
+            mine := pg_catalog.jsonb_set(mine, ARRAY[op], now);
         END IF;
     END LOOP;
+    IF mine IS DISTINCT FROM had THEN
+        INSERT INTO pgguard.settings (name, value)
+        VALUES ('row_limits', pg_catalog.jsonb_set(rec, ARRAY[rel::text], mine))
+        ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value;
+    END IF;
 END
 $$;
 
@@ -338,7 +447,7 @@ BEGIN
        OR (NOT remove AND pg_catalog.cardinality(ops) = 0) THEN
         RAISE EXCEPTION 'pgguard: invalid row-loss limit' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM pgguard.record_row_limits(rels, ops, remove);
+    PERFORM pgguard.record_row_limits(rels, ops, remove, max_rows, max_fraction);
     FOREACH rel IN ARRAY rels LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
                         WHERE c.oid = rel AND c.relkind IN ('r', 'p')
@@ -364,6 +473,9 @@ BEGIN
                                           rel::pg_catalog.regclass, t.trigger);
             END IF;
         END LOOP;
+        -- no event trigger sees these statements in privilege mode: record the limits the
+        -- triggers now have (a tightened one), as on_ddl_end does in event-trigger mode
+        PERFORM pgguard.row_limit_tamper(rel, 'PROTECT-ROWS');
     END LOOP;
 END
 $$;
@@ -407,5 +519,34 @@ BEGIN
                                   e.trigger, e.rel::pg_catalog.regclass));
         END IF;
     END LOOP;
+END
+$$;
+
+-- Records from before the limits were kept (relid -> list of ops), and limits protect-rows set
+-- before it recorded anything, get the values their triggers hold now, so that loosening them
+-- later is compared with something.
+DO $$
+DECLARE
+    rec jsonb := COALESCE((SELECT s.value FROM pgguard.settings s WHERE s.name = 'row_limits'),
+                          '{}'::jsonb);
+    fixed jsonb := '{}'::jsonb;
+    l record;
+BEGIN
+    FOR l IN SELECT r.key, pgguard.row_limits_recorded(r.value) AS ops
+               FROM pg_catalog.jsonb_each(rec) r LOOP
+        fixed := pg_catalog.jsonb_set(fixed, ARRAY[l.key], l.ops);
+    END LOOP;
+    FOR l IN SELECT x.relid, x.op, x.max_rows, x.max_fraction FROM pgguard.row_limits() x LOOP
+        CONTINUE WHEN (fixed -> l.relid::text -> l.op) IS NOT NULL
+                      AND (fixed -> l.relid::text -> l.op) <> '{}'::jsonb;
+        fixed := pg_catalog.jsonb_set(fixed, ARRAY[l.relid::text],
+            COALESCE(fixed -> l.relid::text, '{}'::jsonb)
+            || pg_catalog.jsonb_build_object(l.op, pg_catalog.jsonb_build_object(
+                   'max_rows', l.max_rows, 'max_fraction', l.max_fraction)));
+    END LOOP;
+    IF fixed IS DISTINCT FROM rec THEN
+        INSERT INTO pgguard.settings (name, value) VALUES ('row_limits', fixed)
+        ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value;
+    END IF;
 END
 $$;

@@ -11,7 +11,9 @@ GRANT EXECUTE ON FUNCTION
     pgguard.row_limit_check(oid, text, text, text, bigint, bigint, numeric, bigint),
     pgguard.row_limits(),
     pgguard.token_covers(text, text),
-    pgguard.record_row_limits(oid[], text[], boolean),
+    pgguard.record_row_limits(oid[], text[], boolean, bigint, numeric),
+    pgguard.row_limits_recorded(jsonb), pgguard.row_limit_looser(jsonb, jsonb),
+    pgguard.row_limit_change(text, jsonb, jsonb),
     pgguard.row_limits_missing(),
     pgguard.row_limits_ensure(oid, text), pgguard.row_limit_tamper(oid, text),
     pgguard.privilege_mode(), pgguard.protect_rows_owned(oid[], text[], bigint, numeric, boolean)

@@ -108,16 +108,27 @@ def test_update_without_where_refused(tenants: Conn) -> None:
     tenants.execute("UPDATE tenants SET plan = 'pro' WHERE id IN (1, 2, 3)")
 
 
-def test_cascaded_delete_from_parent_counts_on_child(guarded_admin: Conn, tenants: Conn) -> None:
-    protect_rows(guarded_admin, ["public.tenants"], max_rows=1000, max_fraction=1)
+def _loosen(conn: Conn, approver: rsa.RSAPrivateKey, table: str, **limits: Any) -> None:
+    """protect-rows with looser limits: that needs an uninstall token on the table."""
+    _uninstall_token(conn, approver, table)
+    try:
+        protect_rows(conn, [table], **limits)
+    finally:
+        conn.execute("RESET pgguard.token")
+
+
+def test_cascaded_delete_from_parent_counts_on_child(
+    guarded_admin: Conn, tenants: Conn, approver: rsa.RSAPrivateKey
+) -> None:
+    _loosen(guarded_admin, approver, "public.tenants", max_rows=1000, max_fraction=1)
     # 6 tenants may go now, but their 18 members are more than half of members
     _limit_refusal(tenants, "DELETE FROM tenants WHERE id <= 6", verb="delete", n=18,
                    table="public.members", had=30)  # fmt: skip
     assert count(tenants, "SELECT count(*) FROM members") == 30
 
 
-def test_max_rows_limit(guarded_admin: Conn, tenants: Conn) -> None:
-    protect_rows(guarded_admin, ["public.members"], max_rows=5, max_fraction=1)
+def test_max_rows_limit(guarded_admin: Conn, tenants: Conn, approver: rsa.RSAPrivateKey) -> None:
+    _loosen(guarded_admin, approver, "public.members", max_rows=5, max_fraction=1)
     _limit_refusal(tenants, "DELETE FROM members WHERE tenant <= 2", verb="delete", n=6,
                    table="public.members", had=None, max_rows=5)  # fmt: skip
     tenants.execute("DELETE FROM members WHERE id <= 5")
@@ -281,7 +292,7 @@ def test_dropped_trigger_shows_in_status_and_record_needs_a_token(
     )
     # ...and so does clearing the record that betrays it
     r = refused(tenants, "SELECT pgguard.record_row_limits(ARRAY['tenants'::regclass::oid],"
-                         " '{}', true)")  # fmt: skip
+                         " '{}', true, NULL, NULL)")  # fmt: skip
     assert r.constraint == "op=uninstall"
     assert r.message == (
         "pgguard: refusing to remove the row-loss limit (delete_rows, update_rows) of "
@@ -293,13 +304,15 @@ def test_dropped_trigger_shows_in_status_and_record_needs_a_token(
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             tenants.execute(
                 "SELECT pgguard.record_row_limits("
-                "ARRAY['admin_only'::regclass::oid], '{delete_rows}', false)"
+                "ARRAY['admin_only'::regclass::oid], '{delete_rows}', false, 10, 0.5)"
             )
     # re-running protect-rows puts it back; status is healthy again
     protect_rows(guarded_admin, ["public.tenants"])
     assert status(guarded_admin).healthy
     _uninstall_token(tenants, approver, "public.tenants")
-    tenants.execute("SELECT pgguard.record_row_limits(ARRAY['tenants'::regclass::oid], '{}', true)")
+    tenants.execute(
+        "SELECT pgguard.record_row_limits(ARRAY['tenants'::regclass::oid], '{}', true, NULL, NULL)"
+    )
     tenants.execute("RESET pgguard.token")
 
 
@@ -366,8 +379,8 @@ def test_row_limit_triggers_resist_tampering(
 def test_protect_rows_again_changes_limits_without_a_token(
     guarded_admin: Conn, tenants: Conn, approver: rsa.RSAPrivateKey
 ) -> None:
-    # replaced in place, never dropped: no token needed to change a limit
-    protect_rows(guarded_admin, ["public.tenants"], max_rows=3, max_fraction=1)
+    # replaced in place, never dropped: no token needed to tighten a limit
+    protect_rows(guarded_admin, ["public.tenants"], max_rows=3, max_fraction=0.5)
     assert {(lim.op, lim.max_rows, lim.enabled) for lim in list_row_limits(guarded_admin)
             if lim.table == "public.tenants"} == {("delete_rows", 3, "always"),
                                                    ("update_rows", 3, "always")}  # fmt: skip

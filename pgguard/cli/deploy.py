@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import click
+import psycopg
 
+from ..errors import GuardRefused
 from . import F, _connection, _emit_json, cli, dsn_option, err, json_option
 
 SIZE_UNITS = {"": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
@@ -277,15 +280,31 @@ def protect_rows(
         if list_only:
             limits = list_row_limits(conn)
         else:
-            report = do_protect(
-                conn,
-                tables,
-                max_rows=max_rows,
-                max_fraction=max_fraction,
-                all_tables=all_tables,
-                remove=remove,
-                ops=ops or ("delete_rows", "update_rows"),
-            )
+            try:
+                report = do_protect(
+                    conn,
+                    tables,
+                    max_rows=max_rows,
+                    max_fraction=max_fraction,
+                    all_tables=all_tables,
+                    remove=remove,
+                    ops=ops or ("delete_rows", "update_rows"),
+                )
+            except psycopg.Error as e:
+                refused = GuardRefused.from_diag(e)
+                if refused is None or refused.op != "uninstall":
+                    raise
+                # the server's hint names the token; the command to run under it is ours
+                rerun = ["pgguard", "protect-rows", *tables]
+                rerun += ["--max-rows", str(max_rows), "--max-fraction", f"{max_fraction:g}"]
+                rerun += [x for op in ops for x in ("--op", op)]
+                rerun += ["--all"] * all_tables + ["--remove"] * remove
+                refused.hint = (
+                    "loosening or taking away a row-loss limit needs a token with op uninstall"
+                    f" on the table; {refused.hint or 'pgguard allow --op uninstall'}"
+                    f" -- {shlex.join(rerun)}"
+                )
+                raise refused from e
             limits = report.limits
             for name in report.protected:
                 err.print(
