@@ -62,8 +62,14 @@ def test_app_role_protects_its_tables(shared: Platform, app: Conn) -> None:
     assert e.diag.sqlstate == "PGG01"
     assert e.diag.message_primary == 'pgguard: refusing to delete 3 rows of "public.tenants"'
     app.execute("UPDATE public.tenants SET legacy = 'y' WHERE id = 1")  # one row passes
-    # re-running changes the limits in place, with no token
+    # re-running tightens the limits in place, with no token; loosening needs one
+    protect_rows(app, ["public.tenants"], max_rows=2)
+    with pytest.raises(psycopg.Error) as info:
+        protect_rows(app, ["public.tenants"], max_rows=2, max_fraction=1)
+    assert info.value.diag.constraint_name == "op=uninstall"
+    set_token(app, token(shared, ops=["uninstall"], obj=["public.tenants"]))
     protect_rows(app, ["public.tenants"], max_rows=2, max_fraction=1)
+    app.execute("RESET pgguard.token")
     with pytest.raises(psycopg.Error) as info:
         protect_rows(app, ["public.tenants"], ops=["delete_rows"])  # drops update_rows
     assert info.value.diag.sqlstate == "PGG01"  # taking a limit away needs an uninstall token
@@ -171,3 +177,49 @@ def test_uninstall_takes_the_limits_with_it(pg_server: Any, make_db: Any) -> Non
             own.execute("DELETE FROM billing.invoices")  # the owner's tables, unlimited again
     finally:
         p.close()
+
+
+LOOSER = [
+    {"max_rows": 1_000_000, "max_fraction": 1},
+    {"max_rows": 1001},
+    {"max_fraction": 0.75},
+]
+
+
+@pytest.mark.parametrize("as_superuser", [False, True], ids=["app", "superuser"])
+def test_loosening_needs_a_token_tightening_does_not(
+    shared: Platform, app: Conn, as_superuser: bool
+) -> None:
+    conn = shared.admin() if as_superuser else app
+    for limits in LOOSER:
+        with pytest.raises(psycopg.Error) as info:
+            protect_rows(conn, ["public.tenants"], **limits)
+        assert info.value.diag.sqlstate == "PGG01", limits
+        assert info.value.diag.constraint_name == "op=uninstall"
+        assert "refusing to loosen the row-loss limit" in (info.value.diag.message_primary or "")
+    # writing the record by hand is the same door, and the settings table is not writable
+    e = error_of(app, "SELECT pgguard.record_row_limits(ARRAY['public.tenants'::regclass::oid],"
+                      " '{delete_rows,update_rows}', false, 1000000, 1)")  # fmt: skip
+    assert e.diag.sqlstate == "PGG01"
+    e = error_of(app, "UPDATE pgguard.settings SET value = '{}' WHERE name = 'row_limits'")
+    assert e.diag.sqlstate == "42501"
+    # nor through the executor: a trigger of pgguard's function is refused there
+    e = ddl_error(
+        app,
+        "CREATE OR REPLACE TRIGGER pgguard_row_limit_update AFTER UPDATE ON public.tenants"
+        " REFERENCING OLD TABLE AS pgguard_changed FOR EACH STATEMENT"
+        " EXECUTE FUNCTION pgguard.row_limit_guard('1000000', '1')",
+    )
+    assert e.diag.sqlstate == "PGG01"
+    assert {(lim.op, lim.max_rows, lim.max_fraction) for lim in list_row_limits(app)} == {
+        ("delete_rows", 1000, 0.5),
+        ("update_rows", 1000, 0.5),
+    }
+    # tightening and the same limits again are free; the record follows the tighter limit
+    protect_rows(conn, ["public.tenants"], max_rows=10, max_fraction=0.25)
+    protect_rows(conn, ["public.tenants"], max_rows=10, max_fraction=0.25)
+    with pytest.raises(psycopg.Error) as info:
+        protect_rows(conn, ["public.tenants"], max_rows=11, max_fraction=0.25)
+    assert info.value.diag.constraint_name == "op=uninstall"
+    e = error_of(app, "DELETE FROM public.tenants WHERE id > 2")
+    assert e.diag.sqlstate == "PGG01"

@@ -505,3 +505,112 @@ def test_restore_over_protected_tables_needs_only_drop_table(
         ("public.kept", "always")
     }
     assert status(guarded_admin).healthy
+
+
+# Each way the owner of a table (app role or superuser) could loosen a row-loss limit in place
+# and then mass-delete: refused unless an uninstall token covers the table.
+LOOSENING = [
+    ("loosen", "CREATE OR REPLACE TRIGGER pgguard_row_limit_delete AFTER DELETE ON tenants"
+               " REFERENCING OLD TABLE AS pgguard_changed FOR EACH STATEMENT"
+               " EXECUTE FUNCTION pgguard.row_limit_guard('1000000', '1')"),
+    ("loosen", "CREATE OR REPLACE TRIGGER pgguard_row_limit_delete AFTER DELETE ON tenants"
+               " REFERENCING OLD TABLE AS pgguard_changed FOR EACH STATEMENT"
+               " EXECUTE FUNCTION pgguard.row_limit_guard('1000', 'NaN')"),
+    ("replace", "CREATE OR REPLACE TRIGGER pgguard_row_limit_delete AFTER DELETE ON tenants"
+                " REFERENCING OLD TABLE AS pgguard_changed FOR EACH STATEMENT"
+                " EXECUTE FUNCTION pgguard.row_limit_guard('1000')"),
+    ("replace", "CREATE OR REPLACE TRIGGER pgguard_row_limit_delete AFTER DELETE ON tenants"
+                " REFERENCING OLD TABLE AS pgguard_changed FOR EACH STATEMENT"
+                " EXECUTE FUNCTION pgguard.row_limit_guard('many', '0.5')"),
+    ("drop", "DROP TRIGGER pgguard_row_limit_delete ON tenants;"
+             " CREATE TRIGGER pgguard_row_limit_delete AFTER DELETE ON tenants"
+             " REFERENCING OLD TABLE AS pgguard_changed FOR EACH STATEMENT"
+             " EXECUTE FUNCTION pgguard.row_limit_guard('1000000', '1')"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "stmt"), LOOSENING)
+def test_loosening_a_limit_in_place_needs_a_token(
+    guarded_admin: Conn, tenants: Conn, approver: rsa.RSAPrivateKey, what: str, stmt: str
+) -> None:
+    before = list_row_limits(guarded_admin)
+    r = refused(tenants, stmt)
+    assert r.constraint == "op=uninstall"
+    assert r.message.startswith(
+        f'pgguard: refusing to {what} the row-loss limit "pgguard_row_limit_delete" of'
+        ' "public.tenants"'
+    )
+    if what == "loosen":
+        assert "(delete_rows: max_rows 1000 → " in r.message
+    assert list_row_limits(guarded_admin) == before
+    _limit_refusal(tenants, "DELETE FROM tenants", verb="delete", n=10, table="public.tenants",
+                   had=10)  # fmt: skip
+    # with an uninstall token it goes through, is audited, and becomes the recorded limit
+    _uninstall_token(tenants, approver, "public.tenants")
+    tenants.execute(stmt)
+    tenants.execute("RESET pgguard.token")
+    audited = "SELECT count(*) FROM pgguard.audit WHERE op = 'uninstall' AND object = %s"
+    assert count(guarded_admin, audited, ["public.tenants"]) >= 1
+    if what == "loosen":
+        tenants.execute(stmt)  # the same limits again: nothing looser than the record
+        assert status(guarded_admin).healthy
+
+
+def test_protect_rows_loosening_needs_a_token_tightening_does_not(
+    guarded_admin: Conn, tenants: Conn, approver: rsa.RSAPrivateKey
+) -> None:
+    owner = tenants  # the app role owns the table (or is the superuser)
+    for limits in ({"max_rows": 1_000_000, "max_fraction": 1}, {"max_rows": 1001},
+                   {"max_fraction": 0.51}, {"ops": ["delete_rows"]}):  # fmt: skip
+        with pytest.raises(psycopg.Error) as info:
+            protect_rows(owner, ["public.tenants"], **limits)
+        assert info.value.diag.sqlstate == "PGG01", limits
+        assert info.value.diag.constraint_name == "op=uninstall"
+    assert {(lim.op, lim.max_rows, lim.max_fraction) for lim in list_row_limits(owner)
+            if lim.table == "public.tenants"} == {("delete_rows", 1000, 0.5),
+                                                   ("update_rows", 1000, 0.5)}  # fmt: skip
+    # nor by writing the record first: record_row_limits judges it, the table is not writable
+    r = refused(owner, "SELECT pgguard.record_row_limits(ARRAY['tenants'::regclass::oid],"
+                       " '{delete_rows,update_rows}', false, 1000000, 1)")  # fmt: skip
+    assert r.message == (
+        'pgguard: refusing to loosen the row-loss limit of "public.tenants" (delete_rows:'
+        " max_rows 1000 → 1000000, max_fraction 0.5 → 1; update_rows: max_rows 1000 → 1000000,"
+        " max_fraction 0.5 → 1)"
+    )
+    if owner.info.user != guarded_admin.info.user:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            owner.execute("UPDATE pgguard.settings SET value = '{}' WHERE name = 'row_limits'")
+    # tightening and re-applying are free, by protect-rows or by hand; the record follows
+    protect_rows(owner, ["public.tenants"], max_rows=800, max_fraction=0.4)
+    protect_rows(owner, ["public.tenants"], max_rows=800, max_fraction=0.4)
+    owner.execute("CREATE OR REPLACE TRIGGER pgguard_row_limit_delete AFTER DELETE ON tenants"
+                  " REFERENCING OLD TABLE AS pgguard_changed FOR EACH STATEMENT"
+                  " EXECUTE FUNCTION pgguard.row_limit_guard('5', '0.4')")  # fmt: skip
+    with pytest.raises(psycopg.Error) as info:  # back up to 800 is loosening now
+        protect_rows(owner, ["public.tenants"], max_rows=800, max_fraction=0.4)
+    assert info.value.diag.constraint_name == "op=uninstall"
+    # with the token, loosening goes through and is audited
+    _loosen(owner, approver, "public.tenants", max_rows=1_000_000, max_fraction=1)
+    assert {(lim.max_rows, lim.max_fraction) for lim in list_row_limits(owner)
+            if lim.table == "public.tenants"} == {(1_000_000, 1)}  # fmt: skip
+    audited = "SELECT count(*) FROM pgguard.audit WHERE op = 'uninstall' AND object = %s"
+    assert count(guarded_admin, audited, ["public.tenants"]) >= 1
+
+
+def test_cli_loosening_names_the_line_to_run(
+    guarded_admin: Conn, guarded_db_dsn: str, approver: rsa.RSAPrivateKey
+) -> None:
+    register(guarded_admin, approver)
+    guarded_admin.execute("CREATE TABLE accounts (id int)")
+    protect_rows(guarded_admin, ["public.accounts"], max_rows=10)
+    proc = run_cli("protect-rows", "--dsn", guarded_db_dsn, "public.accounts",
+                   "--max-rows", "100000", "--max-fraction", "1")  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "refusing to loosen the row-loss limit of" in proc.stderr
+    assert (
+        f"pgguard allow --op uninstall --object public.accounts --db {guarded_admin.info.dbname}"
+        " -- pgguard protect-rows public.accounts --max-rows 100000 --max-fraction 1"
+    ) in " ".join(proc.stderr.split())
+    # the same limits again need nothing
+    proc = run_cli("protect-rows", "--dsn", guarded_db_dsn, "public.accounts", "--max-rows", "10")
+    assert proc.returncode == 0, proc.stderr
