@@ -15,7 +15,15 @@ from typing import Any
 import psycopg
 import pytest
 from guardhelp import claims, payload_of, private_key, register_key, set_token, sign
-from privhelp import Platform, ddl_error, guard_enabled, make_platform, owner_of, run_ddl
+from privhelp import (
+    Platform,
+    ddl_error,
+    error_of,
+    guard_enabled,
+    make_platform,
+    owner_of,
+    run_ddl,
+)
 
 PGGUARD = 'U&"pgguar\\0064"'  # schema pgguard, hidden from the statement's words
 IMM = "CREATE FUNCTION public.imm(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1'"
@@ -735,3 +743,11 @@ def test_begin_atomic_body_on_pgguard(app: psycopg.Connection[Any]) -> None:
         " FROM " + PGGUARD + ".keys; END",
     )
     assert e.sqlstate == "PGG01" and "depends on pgguard" in str(e), str(e)
+
+
+def test_refuses_without_row_counters(shared: Platform) -> None:
+    # only a superuser can turn them off; without them writes to pgguard's tables go unseen
+    with shared.server.connect(shared.dbname) as su:
+        su.execute("SET track_counts = off")
+        e = error_of(su, "SELECT pgguard.run_ddl('CREATE TABLE public.tc (a int)')")
+    assert e.sqlstate == "PGG01" and "track_counts" in str(e)

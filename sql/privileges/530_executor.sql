@@ -409,8 +409,8 @@ $$;
 -- changed, every index created takes a lock of SHARE ROW EXCLUSIVE or stronger on its table
 -- or index, kept to the end of the transaction - also when code the statement ran did it).
 -- The state before the statement of exactly those relations comes from a cursor opened
--- before it ran (prior_state). Where the server does not count (track_counts off) every
--- check runs.
+-- before it ran (prior_state). Where the server does not count (track_counts off) the
+-- executor refuses: the counters are also how writes to pgguard's own tables are seen.
 CREATE OR REPLACE FUNCTION pgguard.run_ddl(
     statement text, caller_schemas name[] DEFAULT pg_catalog.current_schemas(false))
 RETURNS text
@@ -506,6 +506,13 @@ BEGIN
             CONSTRAINT = 'op=uninstall';
     END IF;
     tag := pgguard.statement_tag(lex.words);
+    IF NOT counted THEN
+        -- the row counters are how code run by the statement writing pgguard's tables is seen
+        RAISE EXCEPTION USING ERRCODE = 'PGG01',
+            MESSAGE = 'pgguard: the executor needs track_counts = on (the server default)',
+            HINT = 'ask the platform or a superuser to turn track_counts back on',
+            CONSTRAINT = 'op=uninstall';
+    END IF;
     IF ' ' || pg_catalog.array_to_string(lex.words, ' ') || ' ' LIKE '% BEGIN ATOMIC %' THEN
         -- The lexer follows psql's rule for BEGIN ATOMIC bodies (CASE ... END nests), which a
         -- keyword used as a name can fool. The server's parser decides instead: opening a
