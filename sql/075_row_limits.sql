@@ -95,7 +95,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pgguard, pg_temp
 AS $$
 DECLARE
-    obj text := pgguard.ident_path(schema_name, table_name);
+    obj text;
     op text := CASE tg_op WHEN 'DELETE' THEN 'delete_rows' ELSE 'update_rows' END;
     verb text := CASE tg_op WHEN 'DELETE' THEN 'delete' ELSE 'update' END;
     why text;
@@ -104,6 +104,29 @@ DECLARE
     d_hint text;
     d_constraint text;
 BEGIN
+    -- Called by hand, it would spend a once token or write an override for any table the
+    -- caller names. The row-limit trigger calls it from a trigger, after this transaction
+    -- deleted (updated) rows of the table: anything else is refused. The statistics counters
+    -- are the server's, not the session's (track_counts is for superusers to turn off, and
+    -- then only the trigger depth is checked). The table's name is read from the catalog.
+    IF pg_catalog.pg_trigger_depth() < 1
+       OR (pg_catalog.current_setting('track_counts')::boolean AND NOT EXISTS (
+           -- a partitioned table's rows are counted on its partitions (pg_partition_tree is
+           -- empty for a table that is neither)
+           SELECT 1 FROM (SELECT rel AS relid
+                          UNION ALL SELECT t.relid FROM pg_catalog.pg_partition_tree(rel) t
+                                     WHERE t.isleaf) p
+            WHERE pg_catalog.pg_stat_get_xact_tuples_deleted(p.relid)
+                  + CASE WHEN tg_op = 'UPDATE'
+                         THEN pg_catalog.pg_stat_get_xact_tuples_updated(p.relid) ELSE 0 END
+                  > 0)) THEN
+        RAISE EXCEPTION 'pgguard: row_limit_check is for the row-limit trigger of a table whose'
+                        ' rows this transaction changed' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    SELECT n.nspname, c.relname INTO schema_name, table_name
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = rel;
+    obj := pgguard.ident_path(schema_name, table_name);
     IF schema_name = ANY (pgguard.excluded_schemas()) THEN
         RETURN NULL;
     END IF;

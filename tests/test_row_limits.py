@@ -614,3 +614,32 @@ def test_cli_loosening_names_the_line_to_run(
     # the same limits again need nothing
     proc = run_cli("protect-rows", "--dsn", guarded_db_dsn, "public.accounts", "--max-rows", "10")
     assert proc.returncode == 0, proc.stderr
+
+
+def test_row_limit_check_is_for_the_trigger_alone(
+    guarded_admin: Conn, tenants: Conn, approver: rsa.RSAPrivateKey
+) -> None:
+    # a session holding a once token for members tries to spend it, and write an override,
+    # without deleting a row of members
+    token = issue_token(approver, ttl=300, ops=["delete_rows"], objects=["public.members"],
+                        once=True)  # fmt: skip
+    tenants.execute("SELECT set_config('pgguard.token', %s, false)", (token,))
+    audited = "SELECT count(*) FROM pgguard.audit WHERE op = 'delete_rows' AND object = %s"
+    call = ("pgguard.row_limit_check('members'::regclass, 'public', 'members', 'DELETE', 2000,"
+            " 1000, 0.5, NULL)")  # fmt: skip
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        tenants.execute(f"SELECT {call}")
+    # nor from a trigger of its own, on a table whose rows it did change
+    tenants.execute("CREATE TABLE scratch (id int)")
+    tenants.execute("INSERT INTO scratch VALUES (1)")
+    tenants.execute(f"CREATE FUNCTION sneak() RETURNS trigger LANGUAGE plpgsql AS"
+                    f" $$BEGIN PERFORM {call}; RETURN NULL; END$$")  # fmt: skip
+    tenants.execute("CREATE TRIGGER sneak AFTER DELETE ON scratch FOR EACH STATEMENT"
+                    " EXECUTE FUNCTION sneak()")  # fmt: skip
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        tenants.execute("DELETE FROM scratch")
+    assert count(guarded_admin, audited, ["public.members"]) == 0
+    # the token is unspent: the real mass delete of members goes through with it, once
+    tenants.execute("DELETE FROM members WHERE tenant <= 8")
+    assert count(guarded_admin, audited, ["public.members"]) == 1
+    tenants.execute("RESET pgguard.token")
