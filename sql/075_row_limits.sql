@@ -437,8 +437,14 @@ BEGIN
         END IF;
     END LOOP;
     IF mine IS DISTINCT FROM had THEN
-        INSERT INTO pgguard.settings (name, value)
-        VALUES ('row_limits', pg_catalog.jsonb_set(rec, ARRAY[rel::text], mine))
+        -- tables that are gone leave nothing behind: pg_restore recreates a table under a new
+        -- oid, whose CREATE TRIGGER brings it here, and its old oid could be some other
+        -- table's one day
+        rec := pg_catalog.jsonb_set(rec, ARRAY[rel::text], mine)
+               - ARRAY(SELECT k FROM pg_catalog.jsonb_object_keys(rec) k
+                        WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                                           WHERE c.oid = k::oid));
+        INSERT INTO pgguard.settings (name, value) VALUES ('row_limits', rec)
         ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value;
     END IF;
 END

@@ -505,6 +505,19 @@ def test_restore_over_protected_tables_needs_only_drop_table(
         ("public.kept", "always")
     }
     assert status(guarded_admin).healthy
+    monkeypatch.delenv("PGOPTIONS")
+    # the recreated table (a new oid) is recorded with its limits, the old oid is gone, so
+    # loosening the restored limit needs the token as before
+    recorded = guarded_admin.execute(
+        "SELECT value FROM pgguard.settings WHERE name = 'row_limits'"
+    ).fetchone()
+    assert recorded is not None
+    kept = count(guarded_admin, "SELECT 'public.kept'::regclass::oid::bigint")
+    limits = {"max_rows": 1000, "max_fraction": 0.5}
+    assert recorded[0] == {str(kept): {"delete_rows": limits, "update_rows": limits}}
+    with pytest.raises(psycopg.Error) as info:
+        protect_rows(guarded_admin, ["public.kept"], max_fraction=1)
+    assert info.value.diag.constraint_name == "op=uninstall"
 
 
 # Each way the owner of a table (app role or superuser) could loosen a row-loss limit in place
