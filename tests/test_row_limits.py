@@ -656,3 +656,27 @@ def test_row_limit_check_is_for_the_trigger_alone(
     tenants.execute("DELETE FROM members WHERE tenant <= 8")
     assert count(guarded_admin, audited, ["public.members"]) == 1
     tenants.execute("RESET pgguard.token")
+
+
+def test_reinstall_fills_in_a_record_from_before_limits_were_kept(
+    guarded_admin: Conn, tenants: Conn
+) -> None:
+    from pgguard.installer import install
+
+    # a record as protect-rows kept it before: relid -> list of ops
+    rel = count(guarded_admin, "SELECT 'public.tenants'::regclass::oid::bigint")
+    guarded_admin.execute(
+        "UPDATE pgguard.settings SET value = %s::jsonb WHERE name = 'row_limits'",
+        (json.dumps({str(rel): ["delete_rows", "update_rows"]}),),
+    )
+    # as if upgrading from that version: step 1 (sql/) runs again
+    guarded_admin.execute("UPDATE pgguard.installation SET sql_sha256 = 'older'")
+    assert install(guarded_admin).action == "upgraded"
+    recorded = guarded_admin.execute(
+        "SELECT value -> %s FROM pgguard.settings WHERE name = 'row_limits'", (str(rel),)
+    ).fetchone()
+    limits = {"max_rows": 1000, "max_fraction": 0.5}
+    assert recorded == ({"delete_rows": limits, "update_rows": limits},)
+    with pytest.raises(psycopg.Error) as info:
+        protect_rows(tenants, ["public.tenants"], max_rows=5000)
+    assert info.value.diag.constraint_name == "op=uninstall"
