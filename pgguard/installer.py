@@ -661,6 +661,11 @@ def _step2(
             batch = todo[start : start + batch_size]
             batches += 1
             with conn.transaction():
+                if quiet:
+                    # ALTER EVENT TRIGGER updates its catalog row without waiting for another
+                    # transaction's update of it: two installs' batches (or an uninstall) must
+                    # take turns, or one fails with "tuple concurrently updated"
+                    take_install_lock(conn)
                 conn.execute(
                     sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(lock_timeout))
                 )
