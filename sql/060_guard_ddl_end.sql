@@ -5,166 +5,20 @@
 -- guard is attached as the table's owner, who just ran the DDL; bookkeeping goes through
 -- SECURITY DEFINER helpers that trust only the server's own event-trigger state.
 
--- Record the tables this command created, for the "created earlier in this transaction"
--- exemption. It reads pg_event_trigger_ddl_commands() itself, which raises outside an event
--- trigger, so a session cannot call it to mark an old table as new.
-CREATE OR REPLACE FUNCTION pgguard.note_created_tables() RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pgguard, pg_temp
-SET enable_seqscan = off
-AS $$
-DECLARE
-    v_xid bigint := pgguard.current_xid();
-BEGIN
-    -- forget finished transactions, in one transaction of 32 (by xid) and there once (not per
-    -- CREATE: a migration creating hundreds of tables would rescan its own dead rows each
-    -- time; nor per transaction: autocommit DDL would rescan the last ones' dead rows each
-    -- time, 0.17 ms per CREATE TABLE); skip rows another session is cleaning right now. Rows
-    -- of finished transactions are only clutter: lookups are by the running xid.
-    IF v_xid % 32 = 0
-       AND NOT EXISTS (SELECT 1 FROM pgguard.created_tables c WHERE c.xid = v_xid) THEN
-        DELETE FROM pgguard.created_tables c
-         WHERE c.ctid IN (
-            SELECT c2.ctid FROM pgguard.created_tables c2
-             WHERE c2.xid < pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint
-             LIMIT 10000 FOR UPDATE SKIP LOCKED);
-    END IF;
-    -- a new table may have the oid of one dropped while pgguard was not looking (or before
-    -- it cleaned up): it starts with no names, renames or links of its own
-    DELETE FROM pgguard.relation_names x USING pg_catalog.pg_event_trigger_ddl_commands() d
-     WHERE x.relid = d.objid AND d.object_type = 'table' AND d.command_tag IN (
-           'CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'CREATE SCHEMA', 'CREATE EXTENSION');
-    DELETE FROM pgguard.renames x USING pg_catalog.pg_event_trigger_ddl_commands() d
-     WHERE x.relid = d.objid AND d.object_type = 'table' AND d.command_tag IN (
-           'CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'CREATE SCHEMA', 'CREATE EXTENSION');
-    DELETE FROM pgguard.attachments x USING pg_catalog.pg_event_trigger_ddl_commands() d
-     WHERE x.relid = d.objid AND d.object_type = 'table' AND d.command_tag IN (
-           'CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'CREATE SCHEMA', 'CREATE EXTENSION')
-       AND NOT EXISTS (SELECT 1 FROM pgguard.created_tables c
-                        WHERE c.xid = v_xid AND c.relid = d.objid);
-    INSERT INTO pgguard.created_tables (xid, relid)
-    SELECT DISTINCT v_xid, d.objid
-      FROM pg_catalog.pg_event_trigger_ddl_commands() d
-     WHERE d.object_type = 'table'
-       AND d.command_tag IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'CREATE SCHEMA',
-                             'CREATE EXTENSION')
-    ON CONFLICT DO NOTHING;
-END
-$$;
+-- note_ddl (below) replaced note_created_tables, note_attachments and note_names, which
+-- nothing calls any more: gone, so that only the code that runs stays callable.
+DROP FUNCTION IF EXISTS pgguard.note_created_tables(), pgguard.note_attachments(),
+    pgguard.note_names();
 
--- Record when partitions and inheritance children came under their parents (see
--- pgguard.attachments). Like note_created_tables it reads the server's own event-trigger data,
--- so no session can back-date a link. A link already known keeps its time.
-CREATE OR REPLACE FUNCTION pgguard.note_attachments() RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pgguard, pg_temp
-SET enable_seqscan = off
-AS $$
-BEGIN
-    -- links these tables no longer have (DETACH, NO INHERIT) are forgotten, so attaching the
-    -- table again later counts from then, not from the first time
-    DELETE FROM pgguard.attachments a
-     USING pg_catalog.pg_event_trigger_ddl_commands() d
-     WHERE d.object_type = 'table' AND (a.relid = d.objid OR a.parent = d.objid)
-       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i
-                        WHERE i.inhrelid = a.relid AND i.inhparent = a.parent);
-    INSERT INTO pgguard.attachments (relid, parent, attached_at)
-    SELECT DISTINCT i.inhrelid, i.inhparent, pg_catalog.clock_timestamp()
-      FROM pg_catalog.pg_event_trigger_ddl_commands() d
-      JOIN pg_catalog.pg_inherits i ON i.inhparent = d.objid OR i.inhrelid = d.objid
-     WHERE d.object_type = 'table'
-    ON CONFLICT (relid, parent) DO NOTHING;
-END
-$$;
-
--- Record renames and schema moves of tables and columns (see pgguard.renames), by comparing
--- each table the command touched with the names last seen. Event-trigger data only.
-CREATE OR REPLACE FUNCTION pgguard.note_names() RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pgguard, pg_temp
-SET enable_seqscan = off
--- never worth compiling: enable_seqscan = off inflates cost estimates past jit_above_cost
-SET jit = off
-AS $$
-DECLARE
-    r record;
-    old pgguard.relation_names;
-BEGIN
-    FOR r IN
-        SELECT c.oid, pgguard.ident_path(n.nspname, c.relname) AS path,
-               ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
-                      WHERE a.attrelid = c.oid AND a.attnum > 0 ORDER BY a.attnum) AS cols
-          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-         WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
-           AND c.oid IN (
-            -- By catalog, not by command: any relation the command reports, whatever it calls
-            -- it (ALTER INDEX/VIEW/MATERIALIZED VIEW/FOREIGN TABLE ... RENAME act on tables
-            -- too), the typed tables of a type it reports (ALTER TYPE ... RENAME ATTRIBUTE
-            -- ... CASCADE), the tables of a schema it reports, and everything below them
-            -- (a column renamed in a parent is renamed in its children, reported or not).
-            WITH RECURSIVE touched(relid) AS (
-                SELECT d.objid FROM pg_catalog.pg_event_trigger_ddl_commands() d
-                 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-                UNION
-                -- typed tables depend on their type (pg_depend is indexed; reloftype is not)
-                SELECT dep.objid FROM pg_catalog.pg_event_trigger_ddl_commands() d
-                  JOIN pg_catalog.pg_depend dep
-                    ON dep.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass
-                   AND dep.refobjid = d.objid
-                   AND dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-                 WHERE d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass
-                UNION
-                SELECT dep.objid FROM pg_catalog.pg_event_trigger_ddl_commands() d
-                  JOIN pg_catalog.pg_class ct ON ct.oid = d.objid AND ct.relkind = 'c'
-                  JOIN pg_catalog.pg_depend dep
-                    ON dep.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass
-                   AND dep.refobjid = ct.reltype
-                   AND dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-                 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-                UNION
-                SELECT c2.oid FROM pg_catalog.pg_event_trigger_ddl_commands() d
-                  JOIN pg_catalog.pg_class c2 ON c2.relnamespace = d.objid
-                 WHERE d.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
-                UNION
-                -- ALTER EXTENSION ... SET SCHEMA moves its member tables
-                SELECT dep.objid FROM pg_catalog.pg_event_trigger_ddl_commands() d
-                  JOIN pg_catalog.pg_depend dep
-                    ON dep.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
-                   AND dep.refobjid = d.objid AND dep.deptype = 'e'
-                   AND dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-                 WHERE d.classid = 'pg_catalog.pg_extension'::pg_catalog.regclass
-                UNION
-                SELECT i.inhrelid FROM pg_catalog.pg_inherits i
-                  JOIN touched ON i.inhparent = touched.relid
-            )
-            SELECT touched.relid FROM touched)
-    LOOP
-        SELECT * INTO old FROM pgguard.relation_names x WHERE x.relid = r.oid;
-        IF NOT FOUND THEN
-            INSERT INTO pgguard.relation_names VALUES (r.oid, r.path, r.cols);
-            CONTINUE;
-        END IF;
-        IF old.path = r.path AND old.cols = r.cols THEN
-            CONTINUE;
-        END IF;
-        INSERT INTO pgguard.renames (relid, attnum, renamed_at)
-        SELECT r.oid, 0, pg_catalog.clock_timestamp() WHERE old.path <> r.path
-        UNION ALL
-        SELECT r.oid, i, pg_catalog.clock_timestamp()
-          FROM pg_catalog.generate_subscripts(r.cols, 1) i
-         WHERE i <= pg_catalog.cardinality(old.cols) AND old.cols[i] <> r.cols[i]
-        ON CONFLICT (relid, attnum) DO UPDATE SET renamed_at = EXCLUDED.renamed_at;
-        UPDATE pgguard.relation_names x SET path = r.path, cols = r.cols WHERE x.relid = r.oid;
-    END LOOP;
-END
-$$;
-
--- Everything note_created_tables, note_attachments and note_names record, in one call and
--- one read of pg_event_trigger_ddl_commands() (the ddl_command_end guard calls this, once per
--- statement, instead of the three). It takes nothing from its caller: the commands and their
--- tags come from the server's own event-trigger state, as in the three above, which stay
--- (same rules) for anyone calling them. Index lookups per object, never a scan of the catalog:
--- generic plans (plan_cache_mode) so no statement is planned again on every call.
+-- The bookkeeping of one DDL statement, in one call and one read of
+-- pg_event_trigger_ddl_commands() (the ddl_command_end guard calls it once per statement):
+-- the tables it created (the "created earlier in this transaction" exemption), when
+-- partitions and children came under their parents (pgguard.attachments: no session can
+-- back-date a link), and renames and schema moves of tables and columns (pgguard.renames).
+-- It takes nothing from its caller: the commands come from the server's own event-trigger
+-- state, which raises outside an event trigger, so a session cannot call it to mark an old
+-- table as new. Index lookups per object, never a scan of the catalog: generic plans
+-- (plan_cache_mode) so no statement is planned again on every call.
 CREATE OR REPLACE FUNCTION pgguard.note_ddl() RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pgguard, pg_temp
@@ -206,10 +60,14 @@ BEGIN
       INTO created, linked, rels, composite, types, schemas, exts
       FROM pg_catalog.pg_event_trigger_ddl_commands() d;
 
-    -- note_created_tables
+    -- tables created
     IF created IS NOT NULL THEN
         v_xid := pgguard.current_xid();
-        -- forget finished transactions (see note_created_tables: one transaction of 32)
+        -- forget finished transactions, in one transaction of 32 (by xid) and there once (not
+        -- per CREATE: a migration creating hundreds of tables would rescan its own dead rows
+        -- each time; nor per transaction: autocommit DDL would rescan the last ones' dead rows
+        -- each time, 0.17 ms per CREATE TABLE); skip rows another session is cleaning right
+        -- now. Rows of finished transactions are only clutter: lookups are by the running xid.
         IF v_xid % 32 = 0 THEN
             IF NOT EXISTS (SELECT 1 FROM pgguard.created_tables c WHERE c.xid = v_xid) THEN
                 DELETE FROM pgguard.created_tables c
@@ -237,7 +95,7 @@ BEGIN
         ON CONFLICT DO NOTHING;
     END IF;
 
-    -- note_attachments: only where there is a link, or a record of one, to change
+    -- links: only where there is a link, or a record of one, to change
     IF linked IS NOT NULL AND (
            EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = ANY (linked))
         OR EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = ANY (linked))
@@ -254,7 +112,10 @@ BEGIN
         ON CONFLICT (relid, parent) DO NOTHING;
     END IF;
 
-    -- note_names: the same relations as note_names' `touched`, gathered branch by branch
+    -- names: every relation the command reports, whatever it calls it (ALTER INDEX/VIEW/
+    -- MATERIALIZED VIEW/FOREIGN TABLE ... RENAME act on tables too), the typed tables of a type
+    -- it reports, the tables of a schema it reports, the member tables of an extension, and
+    -- everything below them (a column renamed in a parent is renamed in its children)
     touched := COALESCE(rels, '{}');
     IF composite THEN
         -- typed tables of a composite type reported as a relation

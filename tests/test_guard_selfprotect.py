@@ -462,58 +462,6 @@ def test_plain_role_gets_permission_errors(
 # --- faking the "created in this transaction" exemption ------------------------------------------
 
 
-def test_note_created_tables_outside_event_trigger(guarded_admin: Conn, app_role: AppRole) -> None:
-    app = app_role.connect()
-    make_table(app, "public.t")
-    before = snapshot(guarded_admin)
-    err = failure(app, "SELECT pgguard.note_created_tables()")
-    assert err.sqlstate not in ("PGG01", None), err
-    assert "event trigger" in str(err), err
-    app.execute("BEGIN")
-    with pytest.raises(psycopg.Error), app.transaction():
-        app.execute("SELECT pgguard.note_created_tables()")
-    assert_refused(app, "DROP TABLE public.t", op="drop_table", obj="public.t")
-    app.execute("ROLLBACK")
-    assert_intact(guarded_admin, before)
-
-
-@pytest.mark.parametrize(
-    "setup",
-    [
-        "CREATE TABLE public.x AS SELECT 1 AS one FROM (SELECT pgguard.note_created_tables()) s",
-        "CREATE INDEX ON public.t (public.mark(id))",
-        "ALTER TABLE public.t ADD COLUMN z int DEFAULT public.mark(1)",
-        "CREATE TABLE public.x (LIKE public.t); CREATE INDEX ON public.t (public.mark(id))",
-    ],
-)
-def test_note_created_tables_called_during_ddl(
-    guarded_admin: Conn, app_role: AppRole, setup: str
-) -> None:
-    """Called from inside other DDL (where an event-trigger context exists), it still cannot
-    mark an old table as created in this transaction."""
-    app = app_role.connect()
-    make_table(app, "public.t")
-    app.execute(
-        "CREATE FUNCTION public.mark(v int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS"
-        " $$BEGIN PERFORM pgguard.note_created_tables(); RETURN v; END$$"
-    )
-    before = snapshot(guarded_admin)
-    app.execute("BEGIN")
-    try:
-        for stmt in setup.split("; "):
-            app.execute(stmt)  # type: ignore[arg-type]
-    except psycopg.Error:
-        app.execute("ROLLBACK")
-        assert_intact(guarded_admin, before)
-        return  # it raised: nothing marked
-    app.execute("SAVEPOINT s")
-    assert_refused(app, "TRUNCATE public.t", op="truncate", obj="public.t")
-    app.execute("ROLLBACK TO SAVEPOINT s")
-    assert_refused(app, "DROP TABLE public.t", op="drop_table", obj="public.t")
-    app.execute("ROLLBACK")
-    assert_intact(guarded_admin, before)
-
-
 @pytest.mark.parametrize(
     "create",
     [
